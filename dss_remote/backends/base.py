@@ -1,0 +1,80 @@
+"""The Backend contract: a namespace of immutable objects under a root, addressed by relative path.
+
+A backend knows nothing of git-annex or RIA; it stores bytes under POSIX-style relative paths
+(`a/b/c`, never absolute, never `..`). Contract, which every implementation's tests check:
+
+- `put_file` publishes an object atomically: readers see the old state or the complete new
+  object, never a partial one; on failure nothing new is visible.
+- `info` answers None for an absent object and raises UnavailableError when it cannot tell.
+- `get_file` raises NotFoundError for an absent object, writes the bytes to an open file
+  descriptor and returns how many it wrote.
+- `remove` succeeds when the object is already absent.
+- Errors are DssError subclasses with one-line messages naming the backend and the fix.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..errors import UnsafePathError
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a backend knows about a stored object without reading it."""
+
+    relpath: str
+    size: int
+
+
+class Backend(ABC):
+    """Base class: see the module docstring for the contract."""
+
+    #: a directory on this machine holding the objects (enables archive reads by offset)
+    local_root: Path | None = None
+    #: False for read-only transports (e.g. plain HTTP)
+    writable: bool = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    @abstractmethod
+    def info(self, relpath: str) -> ObjectInfo | None:
+        """Size of the object, None if absent; UnavailableError if that cannot be told."""
+
+    @abstractmethod
+    def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
+        """Write the object's bytes to `dst_fd` (at its current offset); return the count."""
+
+    @abstractmethod
+    def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
+        """Publish the content of local file `src` as `relpath`, atomically."""
+
+    @abstractmethod
+    def remove(self, relpath: str) -> None:
+        """Delete the object; fine if absent."""
+
+    @abstractmethod
+    def read_bytes(self, relpath: str) -> bytes:
+        """The whole content of a small object (config, version files); NotFoundError if absent."""
+
+    @abstractmethod
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        """Publish a small object atomically."""
+
+
+def check_relpath(relpath: str) -> str:
+    """Refuse paths that are absolute, empty or climb with `..`: backends never leave their root."""
+    p = PurePosixPath(relpath)
+    if not relpath or p.is_absolute() or ".." in p.parts or "\\" in relpath or "\x00" in relpath:
+        raise UnsafePathError(f"refusing object path {relpath!r}: it must be relative and stay "
+                              "inside the store (a bug or a malicious key; report it)")
+    return relpath

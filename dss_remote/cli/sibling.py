@@ -1,0 +1,32 @@
+"""`dss create-sibling`: publish a dataset to a store through the dss special remote."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..sibling import create_sibling
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "create-sibling", help="make a dataset publishable to a store",
+        description="Create the dataset's directory in the store (bare git repo, annex/objects), "
+        "add git remote NAME and the dss special remote NAME-storage (autoenable) with a publish "
+        "dependency, so that `datalad push --to NAME` publishes history and content. Idempotent.")
+    p.add_argument("-d", "--dataset", type=Path, default=Path("."), help="the dataset (default: .)")
+    p.add_argument("--name", "-s", required=True, help="name of the git remote (e.g. store)")
+    p.add_argument("url", help="the store, e.g. ria+file:///data/store")
+    p.add_argument("--alias", help="also reachable as <url>#~ALIAS")
+    p.add_argument("--storage-name", help="name of the special remote (default: NAME-storage)")
+    p.add_argument("--shared", help="passed to `git init --bare --shared` (e.g. group)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    s = create_sibling(args.dataset, args.name, args.url, alias=args.alias,
+                       storage_name=args.storage_name, shared=args.shared)
+    print(f"dataset {s.dataset_id}: git remote {s.git_remote!r} -> {s.dataset_dir}")
+    print(f"content remote {s.storage_remote!r} (dss, uuid {s.storage_uuid}); "
+          f"publish with: datalad push -d {args.dataset} --to {s.git_remote}")
+    return 0

@@ -1,0 +1,167 @@
+"""One dataset's annex objects on one replica: RIA paths, loose objects first, then the 7z archive."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ria_store import store as ria
+from ria_store.archive import ArchiveReader, Member
+from ria_store.errors import (
+    CorruptError,
+    NotFoundError,
+    UnavailableError,
+    WriteError,
+    from_os_error,
+)
+from ria_store.keys import AnnexKey
+from ria_store.layout import ARCHIVE_PATH, VERSION_FILE, archive_members, dataset_relpath, object_relpath
+
+from .backends.base import Backend, Progress
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetObjects:
+    """Key operations for dataset `dsid` in the store behind `backend`.
+
+    Layout versions are read on first use and cached for the process; an absent key is
+    confirmed by re-checking that the dataset directory is still there, so an unmounted store
+    reads as "cannot tell", never as "absent".
+    """
+
+    def __init__(self, backend: Backend, dsid: str, archives: ArchiveReader | None = None) -> None:
+        self.backend = backend
+        self.dsid = dsid
+        self.ds_rel = dataset_relpath(dsid)
+        self.archives = archives or ArchiveReader()
+        self._version: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.backend.url
+
+    # -- layout -------------------------------------------------------------------------
+    def object_tree_version(self) -> str:
+        if self._version is None:
+            root = self.backend.local_root
+            if root is None:  # pragma: no cover - remote backends arrive with the mirrors issue
+                raise UnavailableError(f"{self.name}: only POSIX stores are supported so far")
+            store = ria.open_store(root)
+            self._version = ria.open_dataset(store, self.dsid).version
+        return self._version
+
+    def _rel(self, key: AnnexKey) -> str:
+        return f"{self.ds_rel}/{object_relpath(key, self.object_tree_version())}"
+
+    def _archive_path(self) -> Path | None:
+        root = self.backend.local_root
+        return None if root is None else root / self.ds_rel / ARCHIVE_PATH
+
+    def _archived(self, key: AnnexKey) -> Member | None:
+        path = self._archive_path()
+        if path is None:
+            return None
+        member = self.archives.find(path, archive_members(key))
+        expected = key.expected_size
+        if member is not None and expected is not None and member.size != expected:
+            logger.warning("%s: archive member %s has %d bytes, key says %d; ignoring it",
+                           self.name, member.name, member.size, expected)
+            return None
+        return member
+
+    def _confirm_dataset(self) -> None:
+        """Raise UnavailableError unless the dataset directory is still reachable."""
+        if self.backend.info(f"{self.ds_rel}/{VERSION_FILE}") is None:
+            self._version = None
+            self.object_tree_version()  # raises the precise error (store gone, dataset gone)
+            raise UnavailableError(f"{self.name}: dataset {self.dsid} vanished during the run")
+
+    # -- key operations -----------------------------------------------------------------
+    def present(self, key: AnnexKey) -> bool:
+        info = self.backend.info(self._rel(key))
+        expected = key.expected_size
+        if info is not None:
+            if expected is None or info.size == expected:
+                return True
+            logger.warning("%s: %s has %d bytes, key says %d: treating it as absent",
+                           self.name, key, info.size, expected)
+        if self._archived(key) is not None:
+            return True
+        self._confirm_dataset()
+        return False
+
+    def retrieve(self, key: AnnexKey, dst: Path, progress: Progress | None = None) -> None:
+        """Write the key's content to `dst`: the loose object, else the archive member."""
+        rel = self._rel(key)
+        try:
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as e:
+            raise from_os_error(e, f"local file {dst}", writing=True) from e
+        try:
+            corrupt = None
+            try:
+                n = self.backend.get_file(rel, fd, progress)
+            except NotFoundError:
+                pass
+            else:
+                expected = key.expected_size
+                if expected is None or n == expected:
+                    return
+                corrupt = CorruptError(
+                    f"{self.name}: {rel} has {n} bytes but key {key} says {expected} (corrupt "
+                    "object; `git annex fsck --from` this remote, then copy the key again)")
+            member = self._archived(key)
+            if member is None:
+                if corrupt is not None:
+                    raise corrupt
+                self._confirm_dataset()
+                raise NotFoundError(f"{self.name}: {key} is not in dataset {self.dsid} "
+                                    "(neither loose nor in archives/archive.7z)")
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            path = self._archive_path()
+            assert path is not None
+            self.archives.extract(path, member, fd, progress)
+        finally:
+            os.close(fd)
+
+    def store(self, key: AnnexKey, src: Path, progress: Progress | None = None) -> None:
+        expected = key.expected_size
+        try:
+            have = os.stat(src).st_size
+        except OSError as e:
+            raise from_os_error(e, f"local file {src}") from e
+        if expected is not None and have != expected:
+            raise WriteError(f"refusing to store {key}: local file {src} has {have} bytes, the key "
+                             f"says {expected} (run `git annex fsck` on this clone)")
+        if not self.backend.writable:
+            raise WriteError(f"{self.name} is read-only; copy to a writable url (ria+file)")
+        rel = self._rel(key)
+        info = self.backend.info(rel)
+        if info is not None and (expected is None or info.size == expected):
+            if progress is not None:
+                progress(have)
+            return
+        self.backend.put_file(src, rel, progress)
+
+    def remove(self, key: AnnexKey) -> None:
+        member = self._archived(key)
+        if member is not None:
+            raise WriteError(
+                f"{self.name}: {key} is also packed in {self.ds_rel}/{ARCHIVE_PATH}, which dss "
+                "does not rewrite, so it would stay retrievable; nothing was removed (re-pack the "
+                "archive without it, or keep it)")
+        self.backend.remove(self._rel(key))
+
+    def whereis(self, key: AnnexKey) -> str | None:
+        rel = self._rel(key)
+        if self.backend.info(rel) is not None:
+            root = self.backend.local_root
+            return str(root / rel) if root is not None else f"{self.name}/{rel}"
+        member = self._archived(key)
+        if member is not None:
+            return f"{self._archive_path()}:{member.name}"
+        return None
+

@@ -1,0 +1,135 @@
+"""Durable, atomic file output (temp name, fsync, rename, fsync dir) and a chunked copy with progress."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+TMP_PREFIX = ".dss-tmp-"
+CHUNK = 1 << 20
+Progress = Callable[[int], None]
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries durable (rename/create); a no-op where the FS refuses."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:  # some network file systems refuse fsync on a directory
+        logger.debug("fsync(%s) refused: %s", path, e)
+    finally:
+        os.close(fd)
+
+
+def makedirs_durable(path: Path) -> None:
+    """`mkdir -p` that fsyncs the parent of every directory it creates."""
+    missing = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+            continue
+        fsync_dir(d.parent)
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path, mode: int = 0o444) -> Iterator[int]:
+    """Yield a raw fd of a temp file beside `final`; publish it atomically when the block succeeds.
+
+    The temp file lives in the destination directory, so the rename never crosses file systems;
+    readers see either no file or the complete one. On any error the temp file is removed.
+    """
+    parent = final.parent
+    for attempt in range(3):
+        makedirs_durable(parent)
+        try:
+            fd, tmp = _mkstemp(parent)
+            break
+        except FileNotFoundError:  # a concurrent remove pruned the empty directory; recreate it
+            if attempt == 2:
+                raise
+    try:
+        yield fd
+        os.fchmod(fd, mode & ~_umask())
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, final)
+        fsync_dir(parent)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _mkstemp(parent: Path) -> tuple[int, str]:
+    import tempfile  # noqa: PLC0415  (keeps the remote's start-up lean)
+
+    return tempfile.mkstemp(prefix=TMP_PREFIX, dir=parent)
+
+
+def write_bytes_atomic(final: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a small file atomically and durably."""
+    with atomic_output(final, mode) as fd:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def copy_fd(src: int, dst: int, progress: Progress | None = None, start: int = 0,
+            length: int | None = None) -> int:
+    """Copy `length` bytes (default: to EOF) from `src` at `start` to `dst`; return bytes copied.
+
+    Uses copy_file_range (in-kernel, reflinks where the FS can) and falls back to pread/write
+    where the file systems refuse it. Calls `progress(total_so_far)` after every chunk.
+    """
+    done = 0
+    use_cfr = hasattr(os, "copy_file_range")
+    while length is None or done < length:
+        want = CHUNK if length is None else min(CHUNK, length - done)
+        n = -1
+        if use_cfr:
+            try:
+                n = os.copy_file_range(src, dst, want, start + done)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                                   errno.ENOTSUP, errno.EPERM, errno.EBADF):
+                    raise
+                use_cfr = False
+        if n < 0:
+            buf = os.pread(src, want, start + done)
+            n = len(buf)
+            view = memoryview(buf)
+            while view:
+                view = view[os.write(dst, view):]
+        if n == 0:
+            break
+        done += n
+        if progress is not None:
+            progress(done)
+    return done

