@@ -15,7 +15,7 @@ setup(
         "annexremote>=1.6.6",   # the external special remote protocol
         "git-annex>=10.20230126",  # the git-annex program itself, as a PyPI wheel
         "datalad>=1.0",         # clone/get/push on ria+ URLs, and the demo
-        "py7zr>=0.20",          # 7z archive headers (and extraction without a 7z program)
+        "py7zr>=1.0",           # 7z archive headers (and extraction without a 7z program)
         "tqdm>=4.60",           # progress bars for admin commands
     ],
     extras_require={

@@ -43,7 +43,7 @@ class ReplicaSet:
             except DssError as e:
                 failures.append((r.name, e))
         if failures:
-            raise UnavailableError(f"cannot tell whether {key} is present: {_joined(failures)}")
+            raise UnavailableError(_joined(failures))
         return False
 
     def retrieve(self, key: AnnexKey, dst: Path, progress: Progress | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -66,7 +67,7 @@ class AnnexKey:
         if algo is None:
             return None
         digest = self.name.split(".", 1)[0] if self.backend.endswith("E") else self.name
-        if not re.fullmatch(r"[0-9a-f]+", digest):
+        if len(digest) != 2 * hashlib.new(algo).digest_size or not re.fullmatch(r"[0-9a-f]+", digest):
             return None
         return algo, digest
 
@@ -93,6 +94,13 @@ def parse_key(text: str) -> AnnexKey:
         raise KeyFormatError(f"malformed key {text!r}: chunk fields -S and -C must come together")
     if fields.get("C") == 0 or fields.get("S") == 0:
         raise KeyFormatError(f"malformed key {text!r}: chunk size and number start at 1")
+    # git-annex hashes (and names objects by) its own serialization; a key it would write differently
+    # (`-s010`, `-m1-s2`) would land in another directory than git-annex's.
+    canonical = "".join(f"-{f}{fields[f]}" for f in "smSC" if f in fields)
+    if canonical != m.group("fields"):
+        raise KeyFormatError(
+            f"malformed key {text!r}: fields out of order or zero-padded; git-annex writes it as "
+            f"'{m.group('backend')}{canonical}--{m.group('name')}'")
     key = AnnexKey(text, m.group("backend"), m.group("name"), fields.get("s"), fields.get("m"),
                    fields.get("S"), fields.get("C"))
     if len(sanitize_key(text).encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:

@@ -222,6 +222,8 @@ def iter_datasets(store: Store) -> Iterator[str]:
         if len(top.name) != 3 or not top.is_dir():
             continue
         for sub in sorted(top.iterdir()):
+            if not sub.is_dir():
+                continue
             dsid = top.name + sub.name
             try:
                 check_dataset_id(dsid)

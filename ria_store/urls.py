@@ -70,9 +70,7 @@ def parse_store_url(url: str) -> StoreUrl:
             raise UrlError(f"ria+file URL {url!r} needs an absolute path: ria+file:///abs/path")
     elif not parts.hostname:
         raise UrlError(f"RIA URL {url!r} names no host ({_FIX})")
-    if scheme == "ssh" and path.startswith("/:"):
-        # DataLad also accepts `ria+ssh://host:/abs/path`; urlsplit sees an empty port there.
-        path = path[2:]
+    # DataLad's `ria+ssh://host:/abs/path` needs nothing special: urlsplit sees an empty port there.
     path = "/" + path.strip("/") if path.strip("/") else "/"
     return StoreUrl(url, scheme, path, parts.hostname, port, parts.username)
 

@@ -1,0 +1,26 @@
+"""git-annex's own conformance suite against the dss remote on a POSIX store, in full."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import require_tool, run
+
+from dss_remote.sibling import create_sibling
+
+
+def test_git_annex_testremote_passes_in_full(store: Path, dataset: Path) -> None:
+    require_tool("git-annex-remote-dss")
+    create_sibling(dataset, "store", f"ria+file://{store}")
+    # not --fast: all key sizes x chunk sizes {0, 1048, 10485, 1 MiB} x encryption {none, shared},
+    # plus the "unavailable remote" group (checkpresent must error, not say absent)
+    res = run("git", "annex", "testremote", "store-storage", cwd=dataset, check=False, timeout=900)
+    tail = (res.stdout + res.stderr)[-3000:]
+    assert res.returncode == 0, tail
+    m = re.search(r"All (\d+) tests passed", res.stdout + res.stderr)
+    assert m is not None, tail
+    assert int(m.group(1)) > 500, "the full suite runs several hundred tests"
+    assert "chunksize=1048 " in res.stdout + res.stderr  # the non-fast chunk sizes ran
+    # testremote cleans up after itself: no temporary files stay in the store
+    assert [p for p in store.rglob(".dss-tmp-*")] == []
