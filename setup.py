@@ -16,7 +16,6 @@ setup(
         "git-annex>=10.20230126",  # the git-annex program itself, as a PyPI wheel
         "datalad>=1.0",         # clone/get/push on ria+ URLs, and the demo
         "py7zr>=1.0",           # 7z archive headers (and extraction without a 7z program)
-        "tqdm>=4.60",           # progress bars for admin commands
     ],
     extras_require={
         "test": [

@@ -52,15 +52,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, dataset_relpath
 
 MiB = 1 << 20
+T = TypeVar("T")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # label -> name of the git-annex remote in each dataset
-REMOTES: dict[str, str] = {"directory": "dir", "ora": "ora-storage", "dss": "dss-storage"}
+REMOTES: dict[str, str] = {"directory": "dir", "ora": "ora-storage", "dss": "dss-storage",
+                           "floor": "floor"}
 REMOTE_PROGRAMS = ("git-annex-remote-dss", "git-annex-remote-ora")
 RSS_LOG_VAR = "DSS_BENCH_RSS_LOG"
 RSS_LIMIT_KIB = 100 * 1024
@@ -78,6 +80,37 @@ TARGETS: tuple[tuple[str, str, str, str, str, float], ...] = (
     ("large get: dss >= 0.9x cp throughput", "large", "cp", "get/dss", ">=", 0.9),
     ("archive get: dss <= 1.5x its loose get", "archive", "get/dss-archive", "get/dss-loose", "<=", 1.5),
 )
+
+# The protocol's floor: the least an annexremote-based remote can do per key (plain copies into
+# a mixed-hash tree; no validation, no size checks, no fsync, no progress). What dss spends above
+# it is ours to win; what it spends above the directory remote is git-annex's external protocol.
+FLOOR_REMOTE = '''\
+#!{python}
+"""Benchmark-only special remote: the minimum an annexremote remote does per key."""
+import hashlib, os, shutil, sys
+from annexremote import Master, RemoteError, SpecialRemote
+CH = "0123456789zqjxkmvwgpfZQJXKMVWGPF"
+class Floor(SpecialRemote):
+    def initremote(self): pass
+    def prepare(self): self.d = self.annex.getconfig("directory")
+    def path(self, key):
+        w = int.from_bytes(hashlib.md5(key.encode()).digest()[:4], "little")
+        c = [CH[(w >> 6 * i) & 31] for i in range(4)]
+        return os.path.join(self.d, c[1] + c[0], c[3] + c[2], key, key)
+    def transfer_store(self, key, f):
+        os.makedirs(os.path.dirname(self.path(key)), exist_ok=True)
+        shutil.copyfile(f, self.path(key))
+    def transfer_retrieve(self, key, f): shutil.copyfile(self.path(key), f)
+    def checkpresent(self, key): return os.path.exists(self.path(key))
+    def remove(self, key):
+        if os.path.exists(self.path(key)): os.unlink(self.path(key))
+    def listconfigs(self): return {{"directory": "where the objects go"}}
+out = sys.stdout
+sys.stdout = sys.stderr
+master = Master(out)
+master.LinkRemote(Floor(master))
+master.Listen()
+'''
 
 RSS_WRAPPER = '''\
 #!{python}
@@ -126,7 +159,7 @@ class Env:
 
 @dataclass
 class Dataset:
-    """One benchmark dataset and where its three remotes keep their content."""
+    """One benchmark dataset and where its remotes keep their content."""
 
     name: str
     path: Path
@@ -149,8 +182,12 @@ def run(cmd: Sequence[str | Path], cwd: Path | None, env: dict[str, str]) -> str
 
 
 def timed(cmd: Sequence[str | Path], cwd: Path | None, env: dict[str, str]) -> float:
-    """Wall time in seconds of one whole command (output captured; failure raises)."""
+    """Wall time in seconds of one whole command (output captured; failure raises).
+
+    An untimed sync(2) first, so no command pays for writing back what the one before it wrote.
+    """
     args = [str(c) for c in cmd]
+    os.sync()
     start = time.perf_counter()
     res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
@@ -200,7 +237,13 @@ def make_env(work: Path) -> Env:
     (home / ".gitconfig").write_text(
         "[user]\n\tname = dss bench\n\temail = dss-bench@example.invalid\n"
         "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n", encoding="utf-8")
-    tools = [str(sevenzip_dir(work)), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    floor_dir = work / "bin-floor"
+    floor_dir.mkdir()
+    floor = floor_dir / "git-annex-remote-floor"
+    floor.write_text(FLOOR_REMOTE.format(python=sys.executable), encoding="utf-8")
+    floor.chmod(0o755)
+    tools = [str(sevenzip_dir(work)), str(floor_dir), str(Path(sys.executable).parent),
+             os.environ.get("PATH", "")]
     plain = {k: v for k, v in os.environ.items()
              if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "DSS_DEBUG")
              and not k.startswith("DATALAD_")}
@@ -293,9 +336,13 @@ def make_dataset(work: Path, env: Env, name: str, *, write: Callable[[Path], int
     if not dss_store.exists():
         run(["dss", "init", dss_store], None, e)
     run(["dss", "create-sibling", "-d", ds, "--name", "dss", f"ria+file://{dss_store}"], None, e)
+    floor_dir = work / f"floor-remote-{name}"
+    floor_dir.mkdir()
+    run(["git", "annex", "initremote", "floor", "type=external", "externaltype=floor",
+         "encryption=none", f"directory={floor_dir}"], ds, e)
     for remote in REMOTES.values():
         run(["git", "config", f"remote.{remote}.annex-uuid"], ds, e)  # exists, or BenchError
-    progress(f"{name}: remotes dir, ora-storage, dss-storage ready")
+    progress(f"{name}: remotes dir, ora-storage, dss-storage, floor ready")
     return Dataset(name, ds, n_files, n_bytes, dir_remote, ora_store / dataset_relpath(dsid),
                    dss_store / dataset_relpath(dsid))
 
@@ -344,7 +391,7 @@ def cp_floor(ds: Dataset, work: Path, env: dict[str, str]) -> float:
 
 # -- measurements ------------------------------------------------------------------------------
 
-def rotate(labels: Sequence[str], i: int) -> list[str]:
+def rotate(labels: Sequence[T], i: int) -> list[T]:
     k = i % len(labels)
     return [*labels[k:], *labels[:k]]
 
@@ -354,13 +401,15 @@ def measure_transfers(ds: Dataset, work: Path, env: Env, runs: int) -> dict[str,
     times: dict[str, list[float]] = {}
     labels = list(REMOTES)
     for i in range(runs):
-        for label in rotate(labels, i):
+        for label in rotate([*labels, "cp"], i):
+            if label == "cp":
+                t = cp_floor(ds, work, env.plain)
+                times.setdefault("cp", []).append(t)
+                progress(f"{ds.name}: run {i + 1}/{runs} cp -r (floor)           {t:8.3f} s")
+                continue
             t = copy_to(ds, label, env.plain)
             times.setdefault(f"copy/{label}", []).append(t)
             progress(f"{ds.name}: run {i + 1}/{runs} copy --to {REMOTES[label]:12s} {t:8.3f} s")
-        t = cp_floor(ds, work, env.plain)
-        times.setdefault("cp", []).append(t)
-        progress(f"{ds.name}: run {i + 1}/{runs} cp -r (floor)           {t:8.3f} s")
         for label in rotate(labels, i):
             t = get_from(ds, REMOTES[label], env.plain)
             times.setdefault(f"get/{label}", []).append(t)
@@ -398,53 +447,56 @@ def measure_rss(ds: Dataset, env: Env) -> dict[str, dict[str, int]]:
     return out
 
 
-def pack_archives(ds: Dataset, work: Path, env: Env) -> int:
-    """export-archive-ora into the ORA store, the same archive into the dss store; move loose objects away."""
+def pack_archives(ds: Dataset, work: Path, env: Env) -> Path:
+    """export-archive-ora into the ORA store and the same archive.7z into the dss store.
+
+    Returns the stash directory that `set_archive_state` swaps loose objects and archives with.
+    """
     e = env.plain
     for label in ("ora", "dss"):
         if not ds.in_remote[label]:
             copy_to(ds, label, e)
     if count_keys(ds, e, "here") != ds.n_files:
-        run(["git", "annex", "get", "--from", "dir" if ds.in_remote["directory"] else "dss-storage", "."],
-            ds.path, e)
+        run(["git", "annex", "get", "--from", "dss-storage", "."], ds.path, e)
     progress(f"{ds.name}: datalad export-archive-ora")
     run(["datalad", "-l", "error", "export-archive-ora", ds.ora_dsdir / "archives"], ds.path, e)
-    archive = ds.ora_dsdir / ARCHIVE_PATH
     target = ds.dss_dsdir / ARCHIVE_PATH
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(archive, target)
-    moved = work / "moved-objects"
-    moved.mkdir(exist_ok=True)
+    shutil.copyfile(ds.ora_dsdir / ARCHIVE_PATH, target)
+    stash = work / "archive-stash"
+    for label in ("ora", "dss"):
+        (stash / label).mkdir(parents=True)
+    size = target.stat().st_size
+    progress(f"{ds.name}: archive.7z {size / MiB:.1f} MiB in both stores")
+    return stash
+
+
+def set_archive_state(ds: Dataset, stash: Path, state: str) -> None:
+    """'loose': annex/objects in place, archive.7z stashed; 'archive': the other way round (renames)."""
     for label, dsdir in (("ora", ds.ora_dsdir), ("dss", ds.dss_dsdir)):
-        (dsdir / OBJECTS_DIR).rename(moved / label)
-    size = archive.stat().st_size
-    progress(f"{ds.name}: archive.7z {size / MiB:.1f} MiB in both stores; loose objects moved to {moved}")
-    return size
+        present, hidden = ((dsdir / OBJECTS_DIR, stash / label / "objects"),
+                           (dsdir / ARCHIVE_PATH, stash / label / "archive.7z"))
+        if state == "archive":
+            present, hidden = hidden, present
+        if not present[0].exists():
+            present[1].rename(present[0])
+        if hidden[0].exists():
+            hidden[0].rename(hidden[1])
 
 
-def measure_archive(ds: Dataset, work: Path, env: Env, runs: int,
-                    loose: dict[str, list[float]] | None) -> dict[str, list[float]]:
-    """get of the SMALL keys from archive.7z only, ORA vs dss; loose gets measured here if not given."""
+def measure_archive(ds: Dataset, work: Path, env: Env, runs: int) -> dict[str, list[float]]:
+    """get of the SMALL keys, ORA vs dss, from loose objects and from archive.7z only, interleaved."""
     times: dict[str, list[float]] = {}
-    if loose is None:
-        for label in ("ora", "dss"):
-            if not ds.in_remote[label]:
-                copy_to(ds, label, env.plain)
-        for i in range(runs):
-            for label in rotate(["ora", "dss"], i):
-                t = get_from(ds, REMOTES[label], env.plain)
-                times.setdefault(f"get/{label}-loose", []).append(t)
-                progress(f"archive: run {i + 1}/{runs} loose get --from {REMOTES[label]:12s} {t:8.3f} s")
-    else:
-        times["get/ora-loose"] = list(loose["get/ora"])
-        times["get/dss-loose"] = list(loose["get/dss"])
-    pack_archives(ds, work, env)
+    stash = pack_archives(ds, work, env)
+    cases = [(label, state) for state in ("loose", "archive") for label in ("ora", "dss")]
     for i in range(runs):
-        for label in rotate(["ora", "dss"], i):
+        for label, state in rotate(cases, i):
+            set_archive_state(ds, stash, state)
             t = get_from(ds, REMOTES[label], env.plain)
-            times.setdefault(f"get/{label}-archive", []).append(t)
-            progress(f"archive: run {i + 1}/{runs} archive get --from {REMOTES[label]:12s} {t:8.3f} s")
-    return times
+            times.setdefault(f"get/{label}-{state}", []).append(t)
+            progress(f"archive: run {i + 1}/{runs} {state:7s} get --from {REMOTES[label]:12s} {t:8.3f} s")
+    set_archive_state(ds, stash, "archive")
+    return {k: times[k] for k in ("get/ora-loose", "get/dss-loose", "get/ora-archive", "get/dss-archive")}
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -463,7 +515,12 @@ def fmt_bytes(n: int) -> str:
     return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.1f} KiB"
 
 
-def table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def load(s: dict[str, Any]) -> str:
+    before, after = s["loadavg"]
+    return f"load avg {before:.1f} -> {after:.1f} on {os.cpu_count()} CPUs"
+
+
+def table(title: str, rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(r: tuple[str, ...]) -> str:
@@ -490,6 +547,8 @@ def ratio_rows(times: dict[str, list[float]]) -> list[tuple[str, ...]]:
     for op in ("copy", "get"):
         for label, num, den in (("dss / directory (time)", f"{op}/dss", f"{op}/directory"),
                                 ("dss / ora (time)", f"{op}/dss", f"{op}/ora"),
+                                ("dss / floor (time)", f"{op}/dss", f"{op}/floor"),
+                                ("floor / directory (time)", f"{op}/floor", f"{op}/directory"),
                                 ("cp-time / dss-time (throughput)", "cp", f"{op}/dss")):
             r = ratio(times, num, den)
             if r is not None:
@@ -522,17 +581,16 @@ def report(results: dict[str, Any]) -> str:
             continue
         s = results["sets"][name]
         title = (f"== {name}: {s['files']} files, {fmt_bytes(s['bytes'])} total "
-                 f"({fmt_bytes(s['bytes'] // s['files'])} each), {s['runs']} runs, warm page cache")
+                 f"({fmt_bytes(s['bytes'] // s['files'])} each), {s['runs']} runs, {load(s)}")
         parts.append(table(title, time_rows(s["times"], s["bytes"]), header))
         parts.append(table(f"-- {name}: ratios of medians", ratio_rows(s["times"]),
                            ("op", "ratio", "value")))
     if "archive" in results["sets"]:
         a = results["sets"]["archive"]
-        title = (f"== archive: get of the {a['files']} small keys, {a['runs']} runs; "
-                 f"archive.7z {fmt_bytes(a['archive_bytes'])}; loose = annex/objects "
-                 f"({a['loose_source']})")
+        title = (f"== archive: get of the {a['files']} small keys, {a['runs']} runs, {load(a)}; "
+                 f"archive.7z {fmt_bytes(a['archive_bytes'])}; loose = annex/objects only")
         parts.append(table(title, time_rows(a["times"], a["bytes"]), header))
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for label, num, den in (("dss-archive / ora-archive", "get/dss-archive", "get/ora-archive"),
                                 ("dss-archive / dss-loose", "get/dss-archive", "get/dss-loose"),
                                 ("ora-archive / ora-loose", "get/ora-archive", "get/ora-loose")):
@@ -541,14 +599,16 @@ def report(results: dict[str, Any]) -> str:
                 rows.append(("get", label + " (time)", f"{r:.2f}"))
         parts.append(table("-- archive: ratios of medians", rows, ("op", "ratio", "value")))
     if results["rss_kib"]:
-        rows = [(dset, f"git-annex-remote-{label}", f"{v['copy'] / 1024:.1f}", f"{v['get'] / 1024:.1f}")
-                for dset, by in results["rss_kib"].items() for label, v in by.items()]
+        rss_rows: list[tuple[str, ...]] = [
+            (dset, f"git-annex-remote-{label}", f"{v['copy'] / 1024:.1f}", f"{v['get'] / 1024:.1f}")
+            for dset, by in results["rss_kib"].items() for label, v in by.items()]
         parts.append(table("== peak RSS of the remote process, MiB (untimed extra pass: one copy, one get)",
-                           rows, ("data", "program", "copy", "get")))
+                           rss_rows, ("data", "program", "copy", "get")))
     if results["targets"]:
-        rows = [("ok" if t["ok"] else "MISS", t["target"], f"{t['value']}", t["limit"])
-                for t in results["targets"]]
-        parts.append(table("== targets", rows, ("", "target", "value", "limit")))
+        target_rows: list[tuple[str, ...]] = [
+            ("ok" if t["ok"] else "MISS", t["target"], f"{t['value']}", t["limit"])
+            for t in results["targets"]]
+        parts.append(table("== targets", target_rows, ("", "target", "value", "limit")))
     return "\n\n".join(parts)
 
 
@@ -623,15 +683,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  n_files=args.small, ora_store=ora_store, dss_store=dss_store)
             entry: dict[str, Any] = {"files": small.n_files, "bytes": small.n_bytes, "runs": small_runs}
             if args.only != "archive":
+                load0 = os.getloadavg()[0]
                 sets["small"] = measure_transfers(small, work, env, small_runs)
-                results["sets"]["small"] = dict(entry, times=sets["small"])
+                results["sets"]["small"] = dict(entry, times=sets["small"],
+                                                loadavg=[load0, os.getloadavg()[0]])
                 results["rss_kib"]["small"] = measure_rss(small, env)
             if args.only in (None, "archive"):
-                sets["archive"] = measure_archive(small, work, env, small_runs, sets.get("small"))
+                load0 = os.getloadavg()[0]
+                sets["archive"] = measure_archive(small, work, env, small_runs)
                 archive_bytes = (small.ora_dsdir / ARCHIVE_PATH).stat().st_size
-                results["sets"]["archive"] = dict(
-                    entry, times=sets["archive"], archive_bytes=archive_bytes,
-                    loose_source="the small runs above" if "small" in sets else "measured before packing")
+                results["sets"]["archive"] = dict(entry, times=sets["archive"], archive_bytes=archive_bytes,
+                                                  loadavg=[load0, os.getloadavg()[0]])
             if args.keep is None:
                 rmtree(small.path)
 
@@ -639,9 +701,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             large = make_dataset(work, env, "large",
                                  write=lambda d: write_large(d, args.large, args.large_mib),
                                  n_files=args.large, ora_store=ora_store, dss_store=dss_store)
+            load0 = os.getloadavg()[0]
             sets["large"] = measure_transfers(large, work, env, large_runs)
             results["sets"]["large"] = {"files": large.n_files, "bytes": large.n_bytes, "runs": large_runs,
-                                        "times": sets["large"]}
+                                        "times": sets["large"], "loadavg": [load0, os.getloadavg()[0]]}
             results["rss_kib"]["large"] = measure_rss(large, env)
 
         results["targets"] = evaluate_targets(sets, results["rss_kib"])

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import CHUNK, write_all
 from .errors import ArchiveError, UnavailableError
 
 logger = logging.getLogger(__name__)
 
 _COPY_METHOD = b"\x00"
-_CHUNK = 1 << 20
 _FIX = "restore the archive from a replica or re-pack it (`datalad export-archive-ora`)"
 
 
@@ -200,6 +200,8 @@ class ArchiveReader:
         so no unverified bytes stay behind.
         """
         start = _tell(dst_fd)
+        if member.size <= CHUNK:
+            progress = None  # as copy_fd: one chunk has no "in between" to report
         try:
             if member.offset is not None:
                 n, crc = _copy_stored(path, member, dst_fd, progress)
@@ -238,21 +240,15 @@ def _pump(read: Callable[[int], bytes], dst_fd: int, limit: int | None,
     """Copy chunks from `read(n)` to `dst_fd` until EOF or `limit`; return (bytes, CRC32)."""
     n = crc = 0
     while limit is None or n < limit:
-        chunk = read(_CHUNK if limit is None else min(_CHUNK, limit - n))
+        chunk = read(CHUNK if limit is None else min(CHUNK, limit - n))
         if not chunk:
             break
-        _write_all(dst_fd, chunk)
+        write_all(dst_fd, chunk)
         crc = zlib.crc32(chunk, crc)
         n += len(chunk)
         if progress is not None:
             progress(n)
     return n, crc
-
-
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _copy_stored(path: Path, member: Member, dst_fd: int,
@@ -326,7 +322,7 @@ class _Sink:
 
     def write(self, data: bytes | bytearray) -> int:
         try:
-            _write_all(self.fd, data)
+            write_all(self.fd, data)
         except OSError as e:  # the destination's failure, not the archive's: re-raised as is
             self.error = e
             raise

@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 TMP_PREFIX = ".dss-tmp-"
 CHUNK = 1 << 20
+SMALL_COPY = 64 << 10
 Progress = Callable[[int], None]
 
 
@@ -31,13 +32,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def makedirs_durable(path: Path) -> None:
-    """`mkdir -p` that fsyncs the parent of every directory it creates."""
+def _makedirs(path: Path) -> list[Path]:
+    """`mkdir -p`; return the directories it created, outermost first (nothing fsynced yet)."""
     missing = []
     p = path
     while not p.is_dir():
         missing.append(p)
         p = p.parent
+    created = []
     for d in reversed(missing):
         try:
             d.mkdir()
@@ -45,7 +47,21 @@ def makedirs_durable(path: Path) -> None:
             if not d.is_dir():
                 raise
             continue
+        created.append(d)
+    return created
+
+
+def _fsync_parents(created: list[Path]) -> None:
+    # Innermost first. On a journaling file system the first directory fsync commits every
+    # pending entry, so the rest are nearly free; issuing them after the data is durable (not
+    # after each mkdir) keeps the guarantees and saves journal commits on every new key.
+    for d in reversed(created):
         fsync_dir(d.parent)
+
+
+def makedirs_durable(path: Path) -> None:
+    """`mkdir -p` that fsyncs the parent of every directory it creates."""
+    _fsync_parents(_makedirs(path))
 
 
 @functools.cache
@@ -63,8 +79,9 @@ def atomic_output(final: Path, mode: int = 0o444) -> Iterator[int]:
     readers see either no file or the complete one. On any error the temp file is removed.
     """
     parent = final.parent
+    created: list[Path] = []
     for attempt in range(3):
-        makedirs_durable(parent)
+        created += _makedirs(parent)
         try:
             fd, tmp = _mkstemp(parent)
             break
@@ -79,6 +96,7 @@ def atomic_output(final: Path, mode: int = 0o444) -> Iterator[int]:
         fd = -1
         os.rename(tmp, final)
         fsync_dir(parent)
+        _fsync_parents(created)
     except BaseException:
         if fd >= 0:
             os.close(fd)
@@ -93,25 +111,41 @@ def _mkstemp(parent: Path) -> tuple[int, str]:
     return tempfile.mkstemp(prefix=TMP_PREFIX, dir=parent)
 
 
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """os.write until every byte is written."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_bytes_atomic(final: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a small file atomically and durably."""
     with atomic_output(final, mode) as fd:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
 
 
 def copy_fd(src: int, dst: int, progress: Progress | None = None, start: int = 0,
             length: int | None = None) -> int:
-    """Copy `length` bytes (default: to EOF) from `src` at `start` to `dst`; return bytes copied.
+    """Copy `length` bytes (default: the rest of the file as fstat sees it now) from `src` at
+    `start` to `dst`; return the bytes copied (fewer if the source ends early).
 
-    Uses copy_file_range (in-kernel, reflinks where the FS can) and falls back to pread/write
-    where the file systems refuse it. Calls `progress(total_so_far)` after every chunk.
+    Small copies are one pread/write. Larger ones use copy_file_range (in-kernel, reflinks where
+    the FS can), falling back to pread/write where the file systems refuse it, and call
+    `progress(total_so_far)` after every CHUNK; a copy of one CHUNK or less reports nothing,
+    as there is nothing in between to report.
     """
+    if length is None:
+        length = max(0, os.fstat(src).st_size - start)
+    if length <= SMALL_COPY:
+        data = os.pread(src, length, start) if length else b""
+        write_all(dst, data)
+        return len(data)
+    if length <= CHUNK:
+        progress = None
     done = 0
     use_cfr = hasattr(os, "copy_file_range")
-    while length is None or done < length:
-        want = CHUNK if length is None else min(CHUNK, length - done)
+    while done < length:
+        want = min(CHUNK, length - done)
         n = -1
         if use_cfr:
             try:
@@ -124,9 +158,7 @@ def copy_fd(src: int, dst: int, progress: Progress | None = None, start: int = 0
         if n < 0:
             buf = os.pread(src, want, start + done)
             n = len(buf)
-            view = memoryview(buf)
-            while view:
-                view = view[os.write(dst, view):]
+            write_all(dst, buf)
         if n == 0:
             break
         done += n

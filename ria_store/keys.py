@@ -11,6 +11,7 @@ from .errors import KeyFormatError
 # doc/internals/key_format.mdwn: BACKEND[-sNNNN][-mNNNN][-SNNNN-CNNNN]--NAME
 _KEY_RE = re.compile(r"(?P<backend>[A-Za-z0-9_]+)(?P<fields>(?:-[smSC][0-9]+)*)--(?P<name>.+)", re.S)
 _FIELD_RE = re.compile(r"-([smSC])([0-9]+)")
+_BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
 # Annex/Locations.hs keyFile, applied character by character, so the mapping is one-to-one.
 _ESCAPES = str.maketrans({"/": "%", "%": "&s", "&": "&a", ":": "&c"})
 # A sanitized key is one path component; most file systems cap a name at 255 bytes.
@@ -76,7 +77,7 @@ def parse_key(text: str) -> AnnexKey:
     """Parse and validate `text` as a key; raise KeyFormatError naming what is wrong."""
     if not isinstance(text, str) or not text:
         raise KeyFormatError("malformed key '': empty (expected BACKEND[-sSIZE]--NAME)")
-    if any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in text):
+    if _BAD_CHARS.search(text):
         raise KeyFormatError(
             f"malformed key {text!r}: contains whitespace or control characters "
             "(git-annex keys never do; check what passed it)")

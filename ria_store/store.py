@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -232,13 +233,33 @@ def iter_datasets(store: Store) -> Iterator[str]:
             yield dsid
 
 
-def check_inside(base: Path, path: Path, what: str) -> Path:
-    """Return realpath(path) if it stays inside realpath(base); UnsafePathError otherwise."""
-    real = Path(os.path.realpath(path))
-    if _relative_inside(Path(os.path.realpath(base)), real) is None:
+def check_inside(base: Path, path: Path, what: str, fd: int | None = None) -> Path:
+    """Return the real path of `path` if it stays inside realpath(base); UnsafePathError otherwise.
+
+    With `fd` (an open descriptor of `path`), the check is of what was actually opened: one
+    readlink of /proc/self/fd instead of an lstat per component, and no check-then-use race.
+    """
+    real = _fd_path(fd) if fd is not None else None
+    if real is None:
+        real = os.path.realpath(path)
+    root = _realpath_cached(str(base))
+    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
         raise UnsafePathError(f"{what} {path} resolves to {real}, outside {base} (a symlink leads "
                               "out of the store; remove it)")
-    return real
+    return Path(real)
+
+
+def _fd_path(fd: int) -> str | None:
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc (not Linux): the caller falls back to realpath
+        return None
+    return real if real.startswith("/") else None
+
+
+@functools.lru_cache(maxsize=64)
+def _realpath_cached(base: str) -> str:
+    return os.path.realpath(base)
 
 
 def _relative_inside(root: Path, real: Path) -> Path | None:

@@ -142,20 +142,34 @@ def test_broken_store_config_json_fails_prepare(annex: AnnexDouble, store: Path)
     assert "dss/config.json is not valid JSON" in line and "fix the file" in line
 
 
+@pytest.mark.parametrize("size", ["small", "large"])
 def test_disk_full_during_store_leaves_no_partial_object(
-        annex: AnnexDouble, dsdir: Path, payload: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = os.copy_file_range
-
-    def fill_then_fail(src: int, dst: int, count: int, offset_src: int | None = None) -> int:
-        if os.fstat(dst).st_size > 0:
+        annex: AnnexDouble, dsdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        size: str) -> None:
+    # small objects are one pread/write, large ones go through copy_file_range: fail each mid-way
+    data = DATA if size == "small" else os.urandom(3 << 20)
+    key = f"MD5E-s{len(data)}--{'ef' * 16}.bin"
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(data)
+    if size == "small":
+        def full(fd: int, chunk: bytes | bytearray | memoryview) -> None:
+            os.write(fd, bytes(chunk)[:100])
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(src, dst, min(count, 4096), offset_src)
 
-    monkeypatch.setattr(atomic.os, "copy_file_range", fill_then_fail)
-    replies = annex.converse(["PREPARE", f"TRANSFER STORE {KEY} {payload}", f"CHECKPRESENT {KEY}"])
+        monkeypatch.setattr(atomic, "write_all", full)
+    else:
+        real = os.copy_file_range
+
+        def fill_then_fail(src: int, dst: int, count: int, offset_src: int | None = None) -> int:
+            if os.fstat(dst).st_size > 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(src, dst, min(count, 4096), offset_src)
+
+        monkeypatch.setattr(atomic.os, "copy_file_range", fill_then_fail)
+    replies = annex.converse(["PREPARE", f"TRANSFER STORE {key} {payload}", f"CHECKPRESENT {key}"])
     line = only_line(replies, "TRANSFER-FAILURE")
     assert "no space left" in line and "free space" in line
-    assert replies[-1] == f"CHECKPRESENT-FAILURE {KEY}"
+    assert replies[-1] == f"CHECKPRESENT-FAILURE {key}"
     assert [p for p in (dsdir / "annex").rglob("*") if p.is_file()] == []
 
 

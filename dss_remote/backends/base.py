@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import UnsafePathError
 
@@ -73,8 +73,8 @@ class Backend(ABC):
 
 def check_relpath(relpath: str) -> str:
     """Refuse paths that are absolute, empty or climb with `..`: backends never leave their root."""
-    p = PurePosixPath(relpath)
-    if not relpath or p.is_absolute() or ".." in p.parts or "\\" in relpath or "\x00" in relpath:
+    if (not relpath or relpath[0] == "/" or "\\" in relpath or "\x00" in relpath
+            or ".." in relpath.split("/")):
         raise UnsafePathError(f"refusing object path {relpath!r}: it must be relative and stay "
                               "inside the store (a bug or a malicious key; report it)")
     return relpath

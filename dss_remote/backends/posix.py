@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from ria_store.atomic import atomic_output, copy_fd, write_bytes_atomic
+from ria_store.atomic import atomic_output, copy_fd, write_all
 from ria_store.errors import NotFoundError, from_os_error
 from ria_store.store import check_inside
 
@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 # remove() prunes directories it leaves empty: the key dir and the two hash dirs of an object tree.
 _PRUNE_LEVELS = 3
+# info() needs no read permission on the object, only a handle to check where it resolves.
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 
 
 class PosixBackend(Backend):
@@ -31,26 +33,48 @@ class PosixBackend(Backend):
         self.local_root = root
 
     def _path(self, relpath: str) -> Path:
-        path = self.root / check_relpath(relpath)
-        check_inside(self.root, path, "object")
-        return path
+        return self.root / check_relpath(relpath)
+
+    def _open(self, relpath: str, flags: int = os.O_RDONLY) -> tuple[Path, int]:
+        """Open an object (or its directory), refusing anything that resolves outside the root."""
+        path = self._path(relpath)
+        fd = os.open(path, flags | os.O_CLOEXEC)
+        try:
+            check_inside(self.root, path, "object", fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return path, fd
+
+    def _check_existing_ancestor(self, final: Path) -> None:
+        """Refuse before creating any directory if the deepest existing one leads out of the root."""
+        parent = final.parent
+        while not parent.is_dir() and parent != self.root:
+            parent = parent.parent
+        fd = os.open(parent, _O_PATH | os.O_CLOEXEC)
+        try:
+            check_inside(self.root, parent, "object directory", fd)
+        finally:
+            os.close(fd)
 
     def info(self, relpath: str) -> ObjectInfo | None:
-        path = self._path(relpath)
         try:
-            st = os.stat(path)
+            _, fd = self._open(relpath, _O_PATH)
         except FileNotFoundError:
             return None
         except OSError as e:
             raise from_os_error(e, f"{self.url}: {relpath}") from e
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
         if not stat.S_ISREG(st.st_mode):
             return None
         return ObjectInfo(relpath, st.st_size)
 
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
-        path = self._path(relpath)
         try:
-            src = os.open(path, os.O_RDONLY)
+            _, src = self._open(relpath)
         except OSError as e:
             raise from_os_error(e, f"{self.url}: {relpath}") from e
         try:
@@ -67,7 +91,9 @@ class PosixBackend(Backend):
         except OSError as e:
             raise from_os_error(e, f"local file {src}") from e
         try:
+            self._check_existing_ancestor(final)
             with atomic_output(final) as fd:
+                check_inside(self.root, final, "object", fd)  # the temp file, beside the target
                 copy_fd(src_fd, fd, progress)
         except OSError as e:
             raise from_os_error(e, f"{self.url}", writing=True) from e
@@ -75,15 +101,22 @@ class PosixBackend(Backend):
             os.close(src_fd)
 
     def remove(self, relpath: str) -> None:
-        path = self._path(relpath)
+        parent_rel, _, name = relpath.rpartition("/")
         try:
-            with _writable_dir(path.parent):
-                os.unlink(path)
+            parent, dir_fd = self._open(parent_rel or ".", os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise from_os_error(e, f"{self.url}: removing {relpath}", writing=True) from e
+        try:
+            with _writable_dir(parent):
+                os.unlink(name, dir_fd=dir_fd)  # in the directory we checked, not a re-resolved path
         except FileNotFoundError:
             pass
         except OSError as e:
             raise from_os_error(e, f"{self.url}: removing {relpath}", writing=True) from e
-        parent = path.parent
+        finally:
+            os.close(dir_fd)
         for _ in range(_PRUNE_LEVELS):
             if parent == self.root:
                 break
@@ -95,17 +128,27 @@ class PosixBackend(Backend):
             parent = parent.parent
 
     def read_bytes(self, relpath: str) -> bytes:
-        path = self._path(relpath)
         try:
-            return path.read_bytes()
+            _, fd = self._open(relpath)
         except FileNotFoundError as e:
             raise NotFoundError(f"{self.url}: {relpath} not found") from e
         except OSError as e:
             raise from_os_error(e, f"{self.url}: {relpath}") from e
+        try:
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read()
+        except OSError as e:
+            raise from_os_error(e, f"{self.url}: {relpath}") from e
+        finally:
+            os.close(fd)
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
+        final = self._path(relpath)
         try:
-            write_bytes_atomic(self._path(relpath), data)
+            self._check_existing_ancestor(final)
+            with atomic_output(final, 0o644) as fd:
+                check_inside(self.root, final, "object", fd)
+                write_all(fd, data)
         except OSError as e:
             raise from_os_error(e, f"{self.url}", writing=True) from e
 
