@@ -78,16 +78,22 @@ class DatasetObjects:
             self.object_tree_version()  # raises the precise error (store gone, dataset gone)
             raise UnavailableError(f"{self.name}: dataset {self.dsid} vanished during the run")
 
+    def _has_loose(self, key: AnnexKey, rel: str) -> bool:
+        """A loose object of the size the key says; a wrong-sized one counts as absent, so
+        git-annex never trusts (and drops other copies for) a corrupt object, and re-stores it."""
+        info = self.backend.info(rel)
+        if info is None:
+            return False
+        expected = key.expected_size
+        if expected is None or info.size == expected:
+            return True
+        logger.warning("%s: %s has %d bytes, key says %d: treating it as absent",
+                       self.name, rel, info.size, expected)
+        return False
+
     # -- key operations -----------------------------------------------------------------
     def present(self, key: AnnexKey) -> bool:
-        info = self.backend.info(self._rel(key))
-        expected = key.expected_size
-        if info is not None:
-            if expected is None or info.size == expected:
-                return True
-            logger.warning("%s: %s has %d bytes, key says %d: treating it as absent",
-                           self.name, key, info.size, expected)
-        if self._archived(key) is not None:
+        if self._has_loose(key, self._rel(key)) or self._archived(key) is not None:
             return True
         self._confirm_dataset()
         return False
@@ -139,12 +145,8 @@ class DatasetObjects:
         if not self.backend.writable:
             raise WriteError(f"{self.name} is read-only; copy to a writable url (ria+file)")
         rel = self._rel(key)
-        info = self.backend.info(rel)
-        if info is not None and (expected is None or info.size == expected):
-            if progress is not None:
-                progress(have)
-            return
-        self.backend.put_file(src, rel, progress)
+        if not self._has_loose(key, rel):
+            self.backend.put_file(src, rel, progress)
 
     def remove(self, key: AnnexKey) -> None:
         member = self._archived(key)
@@ -157,7 +159,7 @@ class DatasetObjects:
 
     def whereis(self, key: AnnexKey) -> str | None:
         rel = self._rel(key)
-        if self.backend.info(rel) is not None:
+        if self._has_loose(key, rel):
             root = self.backend.local_root
             return str(root / rel) if root is not None else f"{self.name}/{rel}"
         member = self._archived(key)

@@ -6,6 +6,7 @@ This is the only place that builds annexremote's RemoteError: every verb turns o
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -15,15 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from annexremote import Master, RemoteError, SpecialRemote
+from annexremote import Master, ProtocolError, RemoteError, SpecialRemote
 
 from ria_store.archive import ArchiveReader
 from ria_store.errors import DssError, UrlError, one_line
 from ria_store.keys import parse_key
 from ria_store.layout import ARCHIVE_PATH, check_dataset_id, dataset_relpath
-from ria_store.urls import StoreUrl, parse_store_url
 
-from .backends.posix import PosixBackend
+from .backends import backend_for, check_usable_url
 from .config import SETTINGS, Resolver, read_git_remote_config
 from .dataset_objects import DatasetObjects
 from .replicas import ReplicaSet
@@ -53,17 +53,6 @@ def _verb(func: F) -> F:
                 "DSS_DEBUG=1 and `git annex --debug` and report it")) from e
 
     return wrapper  # type: ignore[return-value]
-
-
-def check_usable_url(url: str) -> StoreUrl:
-    """Parse the store URL and refuse transports this version cannot read or write."""
-    su = parse_store_url(url)
-    if not su.is_local:
-        raise UrlError(
-            f"url {url}: the dss remote reaches stores through a mounted path so far; mount the "
-            "store and set url=ria+file:///path (or per clone: git config remote.NAME.dss-url "
-            "ria+file:///path), or use DataLad's ora remote for ria+ssh/ria+http")
-    return su
 
 
 class DssRemote(SpecialRemote):
@@ -113,25 +102,24 @@ class DssRemote(SpecialRemote):
         try:
             name = self.annex.getgitremotename()
             git = read_git_remote_config(self.annex.getgitdir(), name)
-        except Exception as e:  # older git-annex without GETGITREMOTENAME: no per-clone overrides
+        except ProtocolError as e:  # git-annex before 8.20210127: no per-clone overrides
             logger.debug("no git remote name: %s", e)
-        pre = Resolver(git, self.annex.getconfig, {})
-        url = pre.url()
+        resolver = Resolver(git, self.annex.getconfig, {})
+        url = resolver.url()  # the store's own config can only be read once we know the store
         if not url:
             raise UrlError("this remote has no url; run `git annex enableremote NAME "
                            "url=ria+file:///path/to/store`")
         store = Path(check_usable_url(url).path)
         store_cfg = read_config(store) if store.is_dir() else {}
-        resolver = Resolver(git, self.annex.getconfig, {k: v for k, v in store_cfg.items()
-                                                         if isinstance(v, str)})
+        resolver = dataclasses.replace(
+            resolver, store={k: v for k, v in store_cfg.items() if isinstance(v, str)})
         dsid = resolver.get("archive-id")
         if not dsid:
             raise DssError("this remote has no archive-id; run `git annex enableremote NAME "
                            "archive-id=<dataset id>`")
         check_dataset_id(dsid)
         self._store, self._dsid = store, dsid
-        backend = PosixBackend(store, url)
-        self._replicas = ReplicaSet([DatasetObjects(backend, dsid, self._archives)])
+        self._replicas = ReplicaSet([DatasetObjects(backend_for(url), dsid, self._archives)])
         logger.debug("prepared: store %s dataset %s", store, dsid)
 
     @property

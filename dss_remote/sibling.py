@@ -12,7 +12,7 @@ from ria_store import store as ria
 from ria_store.errors import ConfigError, DssError, one_line
 from ria_store.layout import check_alias, check_dataset_id
 
-from .remote import check_usable_url
+from .backends import check_usable_url
 
 logger = logging.getLogger(__name__)
 

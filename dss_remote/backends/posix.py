@@ -46,16 +46,13 @@ class PosixBackend(Backend):
             raise
         return path, fd
 
-    def _check_existing_ancestor(self, final: Path) -> None:
+    def _check_existing_ancestor(self, relpath: str) -> None:
         """Refuse before creating any directory if the deepest existing one leads out of the root."""
-        parent = final.parent
-        while not parent.is_dir() and parent != self.root:
-            parent = parent.parent
-        fd = os.open(parent, _O_PATH | os.O_CLOEXEC)
-        try:
-            check_inside(self.root, parent, "object directory", fd)
-        finally:
-            os.close(fd)
+        parts = relpath.split("/")[:-1]
+        while parts and not self.root.joinpath(*parts).is_dir():
+            parts.pop()
+        _, fd = self._open("/".join(parts) or ".", _O_PATH)
+        os.close(fd)
 
     def info(self, relpath: str) -> ObjectInfo | None:
         try:
@@ -91,7 +88,7 @@ class PosixBackend(Backend):
         except OSError as e:
             raise from_os_error(e, f"local file {src}") from e
         try:
-            self._check_existing_ancestor(final)
+            self._check_existing_ancestor(relpath)
             with atomic_output(final) as fd:
                 check_inside(self.root, final, "object", fd)  # the temp file, beside the target
                 copy_fd(src_fd, fd, progress)
@@ -145,7 +142,7 @@ class PosixBackend(Backend):
     def write_bytes(self, relpath: str, data: bytes) -> None:
         final = self._path(relpath)
         try:
-            self._check_existing_ancestor(final)
+            self._check_existing_ancestor(relpath)
             with atomic_output(final, 0o644) as fd:
                 check_inside(self.root, final, "object", fd)
                 write_all(fd, data)
