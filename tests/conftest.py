@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from annex_double import AnnexDouble
 
 from dss_remote.sibling import Sibling, create_sibling
 from dss_remote.store_admin import init_store
+from ria_store import store as ria
 
 BINDIR = str(Path(sys.executable).parent)
 TEST_INSTALL = "pip install -e '.[test]'"
@@ -102,6 +104,22 @@ def store(tmp_path: Path) -> Path:
     root = tmp_path / "store"
     init_store(root)
     return root
+
+
+# A dataset id for stores made without DataLad (protocol-level tests).
+PLAIN_DSID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+@pytest.fixture
+def dsdir(store: Path) -> Path:
+    """The directory of dataset PLAIN_DSID in `store`, made by the library (no DataLad)."""
+    return ria.create_dataset(ria.open_store(store), PLAIN_DSID)
+
+
+@pytest.fixture
+def annex(store: Path, dsdir: Path) -> AnnexDouble:
+    """An in-memory git-annex for a dss remote on `dsdir`."""
+    return AnnexDouble({"url": f"ria+file://{store}", "archive-id": PLAIN_DSID})
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 from annex_double import AnnexDouble
-from conftest import require_tool, run
+from conftest import PLAIN_DSID, require_tool, run
 
 from ria_store import atomic
-from ria_store import store as ria
 from ria_store.layout import archive_members, object_relpath
 
-DSID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+DSID = PLAIN_DSID  # the id of the `dsdir` fixture
 DATA = b"precious research data\n" * 1000
 KEY = f"MD5E-s{len(DATA)}--{'cd' * 16}.txt"
 
@@ -23,16 +22,6 @@ KEY = f"MD5E-s{len(DATA)}--{'cd' * 16}.txt"
 def tree(root: Path) -> list[str]:
     """Every path under root (files, dirs, links), to show a failed request changed nothing."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-@pytest.fixture
-def dsdir(store: Path) -> Path:
-    return ria.create_dataset(ria.open_store(store), DSID)
-
-
-@pytest.fixture
-def annex(store: Path, dsdir: Path) -> AnnexDouble:
-    return AnnexDouble({"url": f"ria+file://{store}", "archive-id": DSID})
 
 
 @pytest.fixture

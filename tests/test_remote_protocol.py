@@ -9,24 +9,14 @@ from pathlib import Path
 
 import pytest
 from annex_double import AnnexDouble
-from conftest import run
+from conftest import PLAIN_DSID, run
 
 from ria_store import store as ria
 from ria_store.layout import object_relpath
 
-DSID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+DSID = PLAIN_DSID  # the id of the `dsdir` fixture
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 KEY = f"SHA256E-s{len(DATA)}--{'ab' * 32}.bin"
-
-
-@pytest.fixture
-def dsdir(store: Path) -> Path:
-    return ria.create_dataset(ria.open_store(store), DSID)
-
-
-@pytest.fixture
-def annex(store: Path, dsdir: Path) -> AnnexDouble:
-    return AnnexDouble({"url": f"ria+file://{store}", "archive-id": DSID})
 
 
 @pytest.fixture
