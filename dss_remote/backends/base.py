@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UnsafePathError
+from ria_store.errors import UnsafePathError
 
 Progress = Callable[[int], None]
 
