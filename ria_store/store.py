@@ -204,15 +204,15 @@ def resolve_alias(store: Store, alias: str, check: bool = True) -> str:
     if not os.path.islink(link):
         raise UnavailableError(f"alias {alias!r} not found in store {store.path} "
                                "(list aliases with `ls <store>/alias`)")
-    real = Path(os.path.realpath(link))
-    root = Path(os.path.realpath(store.path))
-    rel = _relative_inside(root, real)
-    if rel is None or len(rel.parts) != 2:
+    real = os.path.realpath(link)
+    rel = _relative_inside(_realpath_cached(str(store.path)), real)
+    parts = rel.split(os.sep) if rel else []
+    if len(parts) != 2:
         raise UnsafePathError(f"alias {alias!r} in store {store.path} points outside the store's "
                               f"dataset directories ({os.readlink(link)!r}); remove the link")
-    dsid = rel.parts[0] + rel.parts[1]
+    dsid = parts[0] + parts[1]
     check_dataset_id(dsid)
-    if check and not (real / VERSION_FILE).exists():
+    if check and not (Path(real) / VERSION_FILE).exists():
         raise UnavailableError(f"alias {alias!r} points to missing dataset {dsid}")
     return dsid
 
@@ -242,8 +242,7 @@ def check_inside(base: Path, path: Path, what: str, fd: int | None = None) -> Pa
     real = _fd_path(fd) if fd is not None else None
     if real is None:
         real = os.path.realpath(path)
-    root = _realpath_cached(str(base))
-    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+    if _relative_inside(_realpath_cached(str(base)), real) is None:
         raise UnsafePathError(f"{what} {path} resolves to {real}, outside {base} (a symlink leads "
                               "out of the store; remove it)")
     return Path(real)
@@ -262,11 +261,12 @@ def _realpath_cached(base: str) -> str:
     return os.path.realpath(base)
 
 
-def _relative_inside(root: Path, real: Path) -> Path | None:
-    try:
-        return real.relative_to(root)
-    except ValueError:
-        return None
+def _relative_inside(root: str, real: str) -> str | None:
+    """`real` relative to `root` ('' for root itself), None if outside; both already resolved."""
+    if real == root:
+        return ""
+    prefix = root.rstrip(os.sep) + os.sep
+    return real[len(prefix):] if real.startswith(prefix) else None
 
 
 def _is_dir(st: os.stat_result) -> bool:
