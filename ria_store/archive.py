@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import CHUNK, write_all
+from .atomic import CHUNK, chunk_progress, write_all
 from .errors import ArchiveError, UnavailableError
 
 logger = logging.getLogger(__name__)
@@ -200,8 +200,7 @@ class ArchiveReader:
         so no unverified bytes stay behind.
         """
         start = _tell(dst_fd)
-        if member.size <= CHUNK:
-            progress = None  # as copy_fd: one chunk has no "in between" to report
+        progress = chunk_progress(member.size, progress)
         try:
             if member.offset is not None:
                 n, crc = _copy_stored(path, member, dst_fd, progress)

@@ -124,6 +124,12 @@ def write_bytes_atomic(final: Path, data: bytes, mode: int = 0o644) -> None:
         write_all(fd, data)
 
 
+def chunk_progress(length: int, progress: Progress | None) -> Progress | None:
+    """The progress callback for a copy of `length` bytes: none for one CHUNK or less, as
+    there is nothing between start and end to report (and each report costs the receiver)."""
+    return progress if length > CHUNK else None
+
+
 def copy_fd(src: int, dst: int, progress: Progress | None = None, start: int = 0,
             length: int | None = None) -> int:
     """Copy `length` bytes (default: the rest of the file as fstat sees it now) from `src` at
@@ -140,8 +146,7 @@ def copy_fd(src: int, dst: int, progress: Progress | None = None, start: int = 0
         data = os.pread(src, length, start) if length else b""
         write_all(dst, data)
         return len(data)
-    if length <= CHUNK:
-        progress = None
+    progress = chunk_progress(length, progress)
     done = 0
     use_cfr = hasattr(os, "copy_file_range")
     while done < length:
