@@ -81,19 +81,27 @@ class PosixBackend(Backend):
         finally:
             os.close(src)
 
-    def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
+    @contextlib.contextmanager
+    def _publish(self, relpath: str, mode: int) -> Iterator[int]:
+        """A temp file beside `relpath`, published atomically when the block succeeds; nothing
+        is created if the path leads out of the root, and OSErrors become WriteErrors."""
         final = self._path(relpath)
+        try:
+            self._check_existing_ancestor(relpath)
+            with atomic_output(final, mode) as fd:
+                check_inside(self.root, final, "object", fd)  # the temp file, beside the target
+                yield fd
+        except OSError as e:
+            raise from_os_error(e, f"{self.url}", writing=True) from e
+
+    def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
         try:
             src_fd = os.open(src, os.O_RDONLY)
         except OSError as e:
             raise from_os_error(e, f"local file {src}") from e
         try:
-            self._check_existing_ancestor(relpath)
-            with atomic_output(final) as fd:
-                check_inside(self.root, final, "object", fd)  # the temp file, beside the target
+            with self._publish(relpath, 0o444) as fd:
                 copy_fd(src_fd, fd, progress)
-        except OSError as e:
-            raise from_os_error(e, f"{self.url}", writing=True) from e
         finally:
             os.close(src_fd)
 
@@ -140,14 +148,8 @@ class PosixBackend(Backend):
             os.close(fd)
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
-        final = self._path(relpath)
-        try:
-            self._check_existing_ancestor(relpath)
-            with atomic_output(final, 0o644) as fd:
-                check_inside(self.root, final, "object", fd)
-                write_all(fd, data)
-        except OSError as e:
-            raise from_os_error(e, f"{self.url}", writing=True) from e
+        with self._publish(relpath, 0o644) as fd:
+            write_all(fd, data)
 
 
 @contextlib.contextmanager
