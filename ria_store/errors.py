@@ -15,6 +15,10 @@ class UnavailableError(DssError):
     """The store, dataset or replica cannot be reached or read, so presence cannot be decided."""
 
 
+class AccessError(UnavailableError):
+    """Credentials are missing or wrong, or the account may not do this (read or write)."""
+
+
 class KeyFormatError(DssError, ValueError):
     """A string is not a git-annex key this store can hold."""
 

@@ -9,14 +9,23 @@ A backend knows nothing of git-annex or RIA; it stores bytes under POSIX-style r
 - `get_file` raises NotFoundError for an absent object, writes the bytes to an open file
   descriptor and returns how many it wrote.
 - `remove` succeeds when the object is already absent.
-- Errors are DssError subclasses with one-line messages naming the backend and the fix.
+- `iter_objects(prefix)` lists every object under `prefix/` (recursively), with sizes and
+  checksums, without reading content.
+- Checksums are lowercase hex, named `md5`, `sha256`, `crc32` (zlib), `crc32c` (Castagnoli).
+  `ObjectInfo.checksums` are what the service itself keeps and recomputes from the stored bytes
+  (S3 `ChecksumCRC32`, GCS `crc32c`/`md5Hash`); `ObjectInfo.recorded` are what dss computed
+  from the source file at upload and stored beside the object (metadata). Comparing the two
+  verifies a cloud copy without downloading it. A POSIX file has neither.
+- Errors are DssError subclasses with one-line messages naming the backend and the fix:
+  AccessError for credentials/permissions, UnavailableError for anything that makes presence
+  undecidable (unreachable endpoint, missing bucket, timeouts: bounded, never a hang).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ria_store.errors import UnsafePathError
@@ -30,6 +39,10 @@ class ObjectInfo:
 
     relpath: str
     size: int
+    #: checksums the storage service keeps for the stored bytes, {name: lowercase hex}
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    #: checksums dss recorded at upload, computed from the source file, {name: lowercase hex}
+    recorded: Mapping[str, str] = field(default_factory=dict)
 
 
 class Backend(ABC):
@@ -39,6 +52,8 @@ class Backend(ABC):
     local_root: Path | None = None
     #: False for read-only transports (e.g. plain HTTP)
     writable: bool = True
+    #: "posix", "s3", "gcs", "memory", ...: for messages and for choosing a replica order
+    kind: str = "posix"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -69,6 +84,10 @@ class Backend(ABC):
     @abstractmethod
     def write_bytes(self, relpath: str, data: bytes) -> None:
         """Publish a small object atomically."""
+
+    @abstractmethod
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under `prefix/` (recursively, any order); nothing if there is none."""
 
 
 def check_relpath(relpath: str) -> str:

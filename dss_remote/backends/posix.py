@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from ria_store.atomic import atomic_output, copy_fd, write_all
+from ria_store.atomic import TMP_PREFIX, atomic_output, copy_fd, write_all
 from ria_store.errors import NotFoundError, from_os_error
 from ria_store.store import check_inside
 
@@ -150,6 +150,27 @@ class PosixBackend(Backend):
     def write_bytes(self, relpath: str, data: bytes) -> None:
         with self._publish(relpath, 0o644) as fd:
             write_all(fd, data)
+
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        top = self._path(prefix)
+        errors: list[OSError] = []
+        # os.walk never follows symlinks here, so a link cannot lead the listing out of the root
+        for dirpath, _dirs, files in os.walk(top, onerror=errors.append):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            for name in files:
+                if name.startswith(TMP_PREFIX):
+                    continue  # an upload in flight (or left by a killed writer), not an object
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    raise from_os_error(e, f"{self.url}: {rel_dir}/{name}") from e
+                if stat.S_ISREG(st.st_mode):
+                    yield ObjectInfo(f"{rel_dir}/{name}", st.st_size)
+        for e in errors:
+            if not isinstance(e, FileNotFoundError) or e.filename != str(top):
+                raise from_os_error(e, f"{self.url}: listing {prefix}")
 
 
 @contextlib.contextmanager
