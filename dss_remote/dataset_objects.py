@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -16,7 +17,16 @@ from ria_store.errors import (
     from_os_error,
 )
 from ria_store.keys import AnnexKey
-from ria_store.layout import ARCHIVE_PATH, VERSION_FILE, archive_members, dataset_relpath, object_relpath
+from ria_store.layout import (
+    ARCHIVE_PATH,
+    DEFAULT_OBJECT_TREE_VERSION,
+    OBJECT_TREE_VERSIONS,
+    VERSION_FILE,
+    archive_members,
+    dataset_relpath,
+    object_relpath,
+    parse_version_file,
+)
 
 from .backends.base import Backend, Progress
 
@@ -28,15 +38,22 @@ class DatasetObjects:
 
     Layout versions are read on first use and cached for the process; an absent key is
     confirmed by re-checking that the dataset directory is still there, so an unmounted store
-    reads as "cannot tell", never as "absent".
+    reads as "cannot tell", never as "absent". On a mirror (no local root) a dataset that has
+    no `ria-layout-version` yet simply holds no keys; its first write creates it with the
+    store's version (`mirror_version`), so the mirror stays a byte copy of the store.
     """
 
-    def __init__(self, backend: Backend, dsid: str, archives: ArchiveReader | None = None) -> None:
+    def __init__(self, backend: Backend, dsid: str, archives: ArchiveReader | None = None,
+                 name: str | None = None, mirror_version: str | None = None) -> None:
         self.backend = backend
         self.dsid = dsid
         self.ds_rel = dataset_relpath(dsid)
         self.archives = archives or ArchiveReader()
+        self.label = name or backend.url
+        #: set for a mirror: the layout version its datasets get when their first key arrives
+        self.mirror_version = mirror_version
         self._version: str | None = None
+        self._on_mirror: bool | None = None  # does the mirror hold this dataset's version file?
 
     @property
     def name(self) -> str:
@@ -46,11 +63,26 @@ class DatasetObjects:
     def object_tree_version(self) -> str:
         if self._version is None:
             root = self.backend.local_root
-            if root is None:  # pragma: no cover - remote backends arrive with the mirrors issue
-                raise UnavailableError(f"{self.name}: only POSIX stores are supported so far")
-            store = ria.open_store(root)
-            self._version = ria.open_dataset(store, self.dsid).version
+            if root is None or self.mirror_version is not None:
+                self._version = self._mirror_tree_version()
+            else:
+                store = ria.open_store(root)
+                self._version = ria.open_dataset(store, self.dsid).version
         return self._version
+
+    def _mirror_tree_version(self) -> str:
+        rel = f"{self.ds_rel}/{VERSION_FILE}"
+        try:
+            text = self.backend.read_bytes(rel).decode("utf-8", "replace")
+        except NotFoundError:
+            self._on_mirror = False
+            return self.mirror_version or DEFAULT_OBJECT_TREE_VERSION
+        self._on_mirror = True
+        version, _flags = parse_version_file(text, f"{self.name}/{rel}")
+        if version not in OBJECT_TREE_VERSIONS:
+            raise UnavailableError(f"{self.name}/{rel}: unknown layout version {version!r} "
+                                   f"(known: {', '.join(OBJECT_TREE_VERSIONS)}); upgrade dss-remote")
+        return version
 
     def _rel(self, key: AnnexKey) -> str:
         return f"{self.ds_rel}/{object_relpath(key, self.object_tree_version())}"
@@ -73,6 +105,15 @@ class DatasetObjects:
 
     def _confirm_dataset(self) -> None:
         """Raise UnavailableError unless the dataset directory is still reachable."""
+        if self.backend.local_root is None or self.mirror_version is not None:
+            # A mirror that holds its store-level version file answers for its datasets: one
+            # without this dataset simply lacks its keys. Without that file it is not mounted,
+            # or the url points at the wrong bucket or prefix.
+            if self.backend.info(VERSION_FILE) is None:
+                raise UnavailableError(
+                    f"{self.name}: no {VERSION_FILE} at the mirror's root (not mounted, or the wrong "
+                    "bucket/prefix; `dss mirror add` writes it, `dss sync` restores it)")
+            return
         if self.backend.info(f"{self.ds_rel}/{VERSION_FILE}") is None:
             self._version = None
             self.object_tree_version()  # raises the precise error (store gone, dataset gone)
@@ -98,11 +139,13 @@ class DatasetObjects:
         self._confirm_dataset()
         return False
 
-    def retrieve(self, key: AnnexKey, dst: Path, progress: Progress | None = None) -> None:
-        """Write the key's content to `dst`: the loose object, else the archive member."""
+    def retrieve(self, key: AnnexKey, dst: Path, progress: Progress | None = None,
+                 checksum: bool = True) -> None:
+        """Write the key's content to `dst`: the loose object, else the archive member.
+        The size is always checked; the key's checksum too unless `checksum` is False."""
         rel = self._rel(key)
         try:
-            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as e:
             raise from_os_error(e, f"local file {dst}", writing=True) from e
         try:
@@ -112,12 +155,9 @@ class DatasetObjects:
             except NotFoundError:
                 pass
             else:
-                expected = key.expected_size
-                if expected is None or n == expected:
+                corrupt = self._verify(key, rel, fd, n, checksum)
+                if corrupt is None:
                     return
-                corrupt = CorruptError(
-                    f"{self.name}: {rel} has {n} bytes but key {key} says {expected} (corrupt "
-                    "object; `git annex fsck --from` this remote, then copy the key again)")
             member = self._archived(key)
             if member is None:
                 if corrupt is not None:
@@ -130,10 +170,44 @@ class DatasetObjects:
             path = self._archive_path()
             assert path is not None
             self.archives.extract(path, member, fd, progress)
+            corrupt = self._verify(key, f"{ARCHIVE_PATH}:{member.name}", fd, member.size, checksum)
+            if corrupt is not None:
+                raise corrupt
         finally:
             os.close(fd)
 
-    def store(self, key: AnnexKey, src: Path, progress: Progress | None = None) -> None:
+    def _verify(self, key: AnnexKey, where: str, fd: int, n: int, checksum: bool) -> CorruptError | None:
+        """Check what was just written to `fd` against the key: size, then its checksum if it
+        has one, so a bad copy makes the ReplicaSet fall back to the next replica."""
+        expected = key.expected_size
+        if expected is not None and n != expected:
+            return CorruptError(
+                f"{self.name}: {where} has {n} bytes but key {key} says {expected} (corrupt object; "
+                "`dss fsck` then `dss repair` fixes it from a good replica)")
+        algo_want = key.checksum if checksum else None
+        if algo_want is None:
+            return None
+        algo, want = algo_want
+        h = hashlib.new(algo)
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        offset = 0
+        while True:
+            got = os.preadv(fd, [view], offset)
+            if not got:
+                break
+            h.update(view[:got])
+            offset += got
+        if h.hexdigest() == want:
+            return None
+        return CorruptError(
+            f"{self.name}: {where} does not match its key {key} ({algo} differs; corrupt object: "
+            "`dss fsck` then `dss repair` fixes it from a good replica)")
+
+    def store(self, key: AnnexKey, src: Path, progress: Progress | None = None,
+              replace: bool = False) -> None:
+        """Publish `src` as the key's loose object, unless a right-sized one is there already
+        (`replace` overwrites it: repair of a same-sized corrupt copy)."""
         expected = key.expected_size
         try:
             have = os.stat(src).st_size
@@ -145,8 +219,13 @@ class DatasetObjects:
         if not self.backend.writable:
             raise WriteError(f"{self.name} is read-only; copy to a writable url (ria+file)")
         rel = self._rel(key)
-        if not self._has_loose(key, rel):
-            self.backend.put_file(src, rel, progress)
+        if not replace and self._has_loose(key, rel):
+            return
+        if self._on_mirror is False:
+            # first key of this dataset on the mirror: make it a RIA dataset dir there too
+            self.backend.write_bytes(f"{self.ds_rel}/{VERSION_FILE}", f"{self._version}\n".encode())
+            self._on_mirror = True
+        self.backend.put_file(src, rel, progress)
 
     def remove(self, key: AnnexKey) -> None:
         member = self._archived(key)

@@ -6,7 +6,6 @@ This is the only place that builds annexremote's RemoteError: every verb turns o
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
@@ -23,11 +22,10 @@ from ria_store.errors import DssError, UrlError, one_line
 from ria_store.keys import parse_key
 from ria_store.layout import ARCHIVE_PATH, check_dataset_id, dataset_relpath
 
-from .backends import backend_for, check_usable_url
+from .backends import check_usable_url
 from .config import SETTINGS, Resolver, read_git_remote_config
-from .dataset_objects import DatasetObjects
 from .replicas import ReplicaSet
-from .store_config import read_config
+from .store_replicas import load_config, open_replicas
 
 logger = logging.getLogger(__name__)
 
@@ -110,17 +108,16 @@ class DssRemote(SpecialRemote):
             raise UrlError("this remote has no url; run `git annex enableremote NAME "
                            "url=ria+file:///path/to/store`")
         store = Path(check_usable_url(url).path)
-        store_cfg = read_config(store) if store.is_dir() else {}
-        resolver = dataclasses.replace(
-            resolver, store={k: v for k, v in store_cfg.items() if isinstance(v, str)})
+        store_cfg = load_config(store, Path(self.annex.getgitdir()) / "dss" / "store-config")
         dsid = resolver.get("archive-id")
         if not dsid:
             raise DssError("this remote has no archive-id; run `git annex enableremote NAME "
                            "archive-id=<dataset id>`")
         check_dataset_id(dsid)
         self._store, self._dsid = store, dsid
-        self._replicas = ReplicaSet([DatasetObjects(backend_for(url), dsid, self._archives)])
-        logger.debug("prepared: store %s dataset %s", store, dsid)
+        self._replicas = open_replicas(url, store_cfg).for_dataset(dsid, self._archives)
+        logger.debug("prepared: store %s dataset %s replicas %s", store, dsid,
+                     [r.label for r in self._replicas.replicas])
 
     @property
     def replicas(self) -> ReplicaSet:
@@ -163,7 +160,8 @@ class DssRemote(SpecialRemote):
         if self._replicas is None or self._store is None or self._dsid is None:
             return {}
         info = {"store": str(self._store), "dataset id": self._dsid,
-                "replicas": " ".join(r.name for r in self.replicas.replicas)}
+                "replicas": " ".join(f"{r.label}={r.name}" for r in self.replicas.replicas),
+                "write quorum": str(self.replicas.quorum)}
         objects = self.replicas.replicas[0]
         try:
             version = objects.object_tree_version()

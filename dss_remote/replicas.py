@@ -1,83 +1,178 @@
-"""ReplicaSet: one dataset across its replicas; reads in cost order with fallback, writes to all."""
+"""ReplicaSet: one dataset across its replicas; verified reads in cost order, parallel quorum writes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
-from ria_store.errors import DssError, NotFoundError, UnavailableError, WriteError, one_line
+from ria_store.atomic import TMP_PREFIX
+from ria_store.errors import DssError, NotFoundError, UnavailableError, WriteError, from_os_error, one_line
 from ria_store.keys import AnnexKey
 
+from . import repair_queue
 from .backends.base import Progress
 from .dataset_objects import DatasetObjects
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-def _joined(failures: list[tuple[str, DssError]]) -> str:
-    if len(failures) == 1:
-        return one_line(failures[0][1])
-    return "; ".join(f"replica {name}: {one_line(e)}" for name, e in failures)
+
+def _joined(failures: list[tuple[str, DssError]], named: bool = True) -> str:
+    """One line for all failures; each prefixed with its replica's name when there are several."""
+    if not named:
+        return "; ".join(one_line(e) for _, e in failures)
+    return "; ".join(f"[{name}] {one_line(e)}" for name, e in failures)
+
+
+class _MinProgress:
+    """Reports the bytes the slowest replica has written, from any writer thread."""
+
+    def __init__(self, progress: Progress, replicas: int) -> None:
+        self.progress = progress
+        self.done = [0] * replicas
+        self.reported = 0
+        self.lock = threading.Lock()
+
+    def for_replica(self, i: int) -> Progress:
+        def update(total: int) -> None:
+            with self.lock:
+                self.done[i] = total
+                low = min(self.done)
+                if low > self.reported:
+                    self.reported = low
+                    self.progress(low)
+        return update
 
 
 class ReplicaSet:
-    """The replicas of one dataset, cheapest first.
+    """The replicas of one dataset, cheapest first (the POSIX store, then its mirrors in order).
 
-    - `present` is True when any replica has the key; when none has it and some could not
-      answer, it raises UnavailableError (git-annex must hear "cannot tell", not "absent").
-    - `retrieve` tries replicas in order and falls back on any failure; the error names each.
-    - `store` writes every replica (write quorum "all"); `remove` removes from every replica.
+    - `present` is True when any replica has the key, False when none that answered has it,
+      and raises UnavailableError when no replica could answer (git-annex must then hear
+      "cannot tell", not "absent").
+    - `retrieve` tries replicas in order; each read is verified (size, and the key's checksum
+      where it has one) and any failure falls back to the next; the error names each replica.
+    - `store` writes all replicas in parallel and succeeds when `quorum` of them took the key;
+      every replica that missed it gets a repair-queue entry on the replicas that have it.
+      Nothing is rolled back: a complete object is never harmful, and removing it could race
+      with another clone that stored the same key.
+    - `remove` removes from every replica, and fails (so git-annex keeps the location) if any
+      replica may still hold the key.
     """
 
-    def __init__(self, replicas: list[DatasetObjects]) -> None:
+    def __init__(self, replicas: list[DatasetObjects], quorum: int | None = None) -> None:
         if not replicas:
             raise ValueError("a ReplicaSet needs at least one replica")
         self.replicas = replicas
+        self.quorum = len(replicas) if quorum is None else quorum
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _why(self, failures: list[tuple[str, DssError]]) -> str:
+        return _joined(failures, named=len(self.replicas) > 1)
+
+    def _each(self, work: Callable[[int, DatasetObjects], T]) -> list[T | DssError]:
+        """Run `work` on every replica (in parallel when there are several); DssErrors are
+        returned in place of results."""
+        def one(i: int) -> T | DssError:
+            try:
+                return work(i, self.replicas[i])
+            except DssError as e:
+                return e
+
+        if len(self.replicas) == 1:
+            return [one(0)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(self.replicas),
+                                            thread_name_prefix="dss-replica")
+        return list(self._pool.map(one, range(len(self.replicas))))
 
     def present(self, key: AnnexKey) -> bool:
         failures: list[tuple[str, DssError]] = []
+        answered = False
         for r in self.replicas:
             try:
                 if r.present(key):
                     return True
+                answered = True
             except DssError as e:
-                failures.append((r.name, e))
+                failures.append((r.label, e))
+        if failures and not answered:
+            raise UnavailableError(self._why(failures))
         if failures:
-            raise UnavailableError(_joined(failures))
+            # Some replica said "absent" and the others could not answer. "Absent" is the safe
+            # side for git-annex (it only ever drops on "present"), and a copy must still work
+            # while a mirror is down (write_quorum below "all").
+            logger.info("%s: absent where replicas answered; unknown on %s", key, self._why(failures))
         return False
 
     def retrieve(self, key: AnnexKey, dst: Path, progress: Progress | None = None) -> None:
+        """Every replica but the last is read into a temp file beside `dst`, verified, and renamed
+        into place: git-annex verifies `dst` while it grows (tailing it), so bytes written there
+        must never be taken back. The last replica (the only one, without mirrors) writes `dst`
+        directly with a size check; git-annex's own verification covers its checksum."""
         failures: list[tuple[str, DssError]] = []
-        for r in self.replicas:
+        for i, r in enumerate(self.replicas):
             try:
-                r.retrieve(key, dst, progress)
+                if i == len(self.replicas) - 1:
+                    r.retrieve(key, dst, progress, checksum=False)
+                else:
+                    self._retrieve_verified(r, key, dst, progress)
+                if failures:
+                    logger.info("%s: read from %s after %s", key, r.label, self._why(failures))
                 return
             except DssError as e:
-                logger.debug("retrieve %s from %s failed: %s", key, r.name, e)
-                failures.append((r.name, e))
+                logger.debug("retrieve %s from %s failed: %s", key, r.label, e)
+                failures.append((r.label, e))
         if all(isinstance(e, NotFoundError) for _, e in failures):
-            raise NotFoundError(_joined(failures))
-        raise UnavailableError(_joined(failures))
+            raise NotFoundError(self._why(failures))
+        raise UnavailableError(self._why(failures))
+
+    @staticmethod
+    def _retrieve_verified(r: DatasetObjects, key: AnnexKey, dst: Path, progress: Progress | None) -> None:
+        tmp = dst.with_name(f"{TMP_PREFIX}{dst.name}")
+        try:
+            r.retrieve(key, tmp, progress)
+            os.replace(tmp, dst)
+        except DssError:
+            raise  # NotFoundError is an OSError too
+        except OSError as e:
+            raise from_os_error(e, f"local file {dst}", writing=True) from e
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def store(self, key: AnnexKey, src: Path, progress: Progress | None = None) -> None:
-        failures: list[tuple[str, DssError]] = []
-        for r in self.replicas:
-            try:
-                r.store(key, src, progress)
-            except DssError as e:
-                failures.append((r.name, e))
-        if failures:
-            raise WriteError(_joined(failures))
+        tracker = _MinProgress(progress, len(self.replicas)) if progress is not None else None
+        results = self._each(lambda i, r: r.store(
+            key, src, tracker.for_replica(i) if tracker is not None else None))
+        failures = [(r.label, e) for r, e in zip(self.replicas, results, strict=True)
+                    if isinstance(e, DssError)]
+        if not failures:
+            return
+        took = [r for r, e in zip(self.replicas, results, strict=True) if not isinstance(e, DssError)]
+        for name, e in failures:
+            repair_queue.record([r.backend for r in took], name, self.replicas[0].dsid, key.text, str(e))
+        if len(took) >= self.quorum:
+            logger.warning("%s: stored on %d of %d replicas (write_quorum %d); queued for repair: %s",
+                           key, len(took), len(self.replicas), self.quorum, self._why(failures))
+            return
+        raise WriteError(
+            f"{self._why(failures)} ({len(took)} of {len(self.replicas)} replicas took {key}, "
+            f"write_quorum needs {self.quorum}; fix the replica and retry, or run `dss sync` later)")
 
     def remove(self, key: AnnexKey) -> None:
-        failures: list[tuple[str, DssError]] = []
-        for r in self.replicas:
-            try:
-                r.remove(key)
-            except DssError as e:
-                failures.append((r.name, e))
+        results = self._each(lambda _i, r: r.remove(key))
+        failures = [(r.label, e) for r, e in zip(self.replicas, results, strict=True)
+                    if isinstance(e, DssError)]
         if failures:
-            raise WriteError(_joined(failures))
+            raise WriteError(f"{self._why(failures)} (the key may still be there; fix and drop again)")
 
     def whereis(self, key: AnnexKey) -> str | None:
         places = []
@@ -89,3 +184,8 @@ class ReplicaSet:
             if where:
                 places.append(where)
         return " ".join(places) or None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

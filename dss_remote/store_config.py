@@ -1,27 +1,54 @@
-"""The store's own settings file, `dss/config.json`: read strictly, written atomically."""
+"""The store's own settings file, `dss/config.json`: read strictly, written atomically.
+
+Fields: `version` (format, 1), `mirrors` (list of mirror entries, see mirrors.py) and
+`write_quorum` ("all" or a number of replicas). It never holds credentials.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ria_store.atomic import write_bytes_atomic
 from ria_store.errors import ConfigError, from_os_error
 
+from .mirrors import Mirror, parse_mirrors, parse_quorum
+
 logger = logging.getLogger(__name__)
 
 CONFIG_RELPATH = "dss/config.json"
 FORMAT_VERSION = 1
-_FIELDS = {"version", "mirrors"}
+_FIELDS = {"version", "mirrors", "write_quorum"}
 
 
-def default_config() -> dict[str, Any]:
-    return {"version": FORMAT_VERSION, "mirrors": []}
+@dataclass(frozen=True)
+class StoreConfig:
+    """A validated `dss/config.json`."""
+
+    mirrors: tuple[Mirror, ...] = ()
+    #: "all" or a number
+    write_quorum: str | int = "all"
+    version: int = FORMAT_VERSION
+
+    @property
+    def quorum(self) -> int:
+        """How many replicas (the store and its mirrors) must take a write."""
+        return parse_quorum(self.write_quorum, 1 + len(self.mirrors), CONFIG_RELPATH)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": self.version, "mirrors": [m.to_json() for m in self.mirrors]}
+        if self.write_quorum != "all":
+            out["write_quorum"] = self.write_quorum
+        return out
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
 
 
-def parse_config(text: str, where: str) -> dict[str, Any]:
+def parse_config(text: str, where: str) -> StoreConfig:
     """Validate the JSON of a store config; ConfigError names the field and the fix."""
     try:
         cfg = json.loads(text)
@@ -37,32 +64,33 @@ def parse_config(text: str, where: str) -> dict[str, Any]:
     if cfg.get("version") != FORMAT_VERSION:
         raise ConfigError(f"{where} has format version {cfg.get('version')!r}; this dss-remote "
                           f"reads version {FORMAT_VERSION} (upgrade dss-remote)")
-    mirrors = cfg.get("mirrors", [])
-    if not isinstance(mirrors, list):
-        raise ConfigError(f"{where}: 'mirrors' must be a list")
-    if mirrors:
-        # Never ignore a mirror silently: content would not reach it.
-        raise ConfigError(f"{where} lists mirrors, which this dss-remote cannot write yet; "
-                          "upgrade dss-remote")
-    return cfg
+    mirrors = tuple(parse_mirrors(cfg.get("mirrors", []), where))
+    quorum = cfg.get("write_quorum", "all")
+    parse_quorum(quorum, 1 + len(mirrors), where)
+    return StoreConfig(mirrors=mirrors, write_quorum=quorum)
 
 
-def read_config(store_root: Path) -> dict[str, Any]:
+def config_path(store_root: Path) -> Path:
+    return store_root / CONFIG_RELPATH
+
+
+def read_config(store_root: Path) -> StoreConfig:
     """The store's config; the default when the store has none (a store DataLad created)."""
-    path = store_root / CONFIG_RELPATH
+    path = config_path(store_root)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return default_config()
+        return StoreConfig()
     except OSError as e:
         raise from_os_error(e, str(path)) from e
     return parse_config(text, str(path))
 
 
-def write_config(store_root: Path, cfg: dict[str, Any]) -> None:
-    parse_config(json.dumps(cfg), CONFIG_RELPATH)
-    path = store_root / CONFIG_RELPATH
+def write_config(store_root: Path, cfg: StoreConfig) -> None:
+    text = cfg.dumps()
+    parse_config(text, CONFIG_RELPATH)  # never write what we would refuse to read
+    path = config_path(store_root)
     try:
-        write_bytes_atomic(path, (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(path, text.encode())
     except OSError as e:
         raise from_os_error(e, str(path), writing=True) from e

@@ -114,3 +114,12 @@ def parse_key(text: str) -> AnnexKey:
 def sanitize_key(key: str) -> str:
     """git-annex's keyFile escaping, as ORA applies it: one path component, one-to-one."""
     return key.translate(_ESCAPES)
+
+
+_UNESCAPE = re.compile(r"&[sac]|%")
+_UNESCAPES = {"%": "/", "&s": "%", "&a": "&", "&c": ":"}
+
+
+def unsanitize_key(name: str) -> str:
+    """The key a `sanitize_key`d file name stands for (the exact inverse)."""
+    return _UNESCAPE.sub(lambda m: _UNESCAPES[m.group(0)], name)

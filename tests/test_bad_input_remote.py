@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from ria_store.layout import archive_members, object_relpath
 
 DSID = PLAIN_DSID  # the id of the `dsdir` fixture
 DATA = b"precious research data\n" * 1000
-KEY = f"MD5E-s{len(DATA)}--{'cd' * 16}.txt"
+KEY = f"MD5E-s{len(DATA)}--{hashlib.md5(DATA).hexdigest()}.txt"
 
 
 def tree(root: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import stat
@@ -16,7 +17,7 @@ from ria_store.layout import object_relpath
 
 DSID = PLAIN_DSID  # the id of the `dsdir` fixture
 DATA = os.urandom(3 * 1024 * 1024 + 17)
-KEY = f"SHA256E-s{len(DATA)}--{'ab' * 32}.bin"
+KEY = f"SHA256E-s{len(DATA)}--{hashlib.sha256(DATA).hexdigest()}.bin"
 
 
 @pytest.fixture

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ria_store.errors import UrlError
 from ria_store.urls import StoreUrl, parse_store_url
 
+from ..mirrors import Mirror
 from .base import Backend
 from .posix import PosixBackend
 
-__all__ = ["Backend", "PosixBackend", "backend_for", "check_usable_url"]
+__all__ = ["Backend", "PosixBackend", "backend_for", "backend_for_mirror", "check_usable_url"]
 
 
 def check_usable_url(url: str) -> StoreUrl:
@@ -18,12 +20,32 @@ def check_usable_url(url: str) -> StoreUrl:
     su = parse_store_url(url)
     if not su.is_local:
         raise UrlError(
-            f"url {url}: the dss remote reaches stores through a mounted path so far; mount the "
-            "store and set url=ria+file:///path (or per clone: git config remote.NAME.dss-url "
-            "ria+file:///path), or use DataLad's ora remote for ria+ssh/ria+http")
+            f"url {url}: the dss remote reaches stores through a mounted path (and the store's S3/GCS "
+            "mirrors); mount the store and set url=ria+file:///path (or per clone: git config "
+            "remote.NAME.dss-url ria+file:///path), or use DataLad's ora remote for ria+ssh/ria+http")
     return su
 
 
 def backend_for(url: str) -> Backend:
     """The backend rooted at the store `url` names."""
     return PosixBackend(Path(check_usable_url(url).path), url)
+
+
+def backend_for_mirror(mirror: Mirror) -> Backend:
+    """The backend of one mirror; cloud SDKs are imported only when a mirror needs them."""
+    scheme = mirror.scheme
+    if scheme == "s3":
+        from .s3 import S3Backend  # noqa: PLC0415 - boto3 costs ~0.3 s to import
+
+        return S3Backend(mirror.url, endpoint_url=mirror.endpoint_url, region=mirror.region,
+                         storage_class=mirror.storage_class)
+    if scheme == "gs":
+        from .gcs import GcsBackend  # noqa: PLC0415 - google-cloud-storage costs ~0.5 s
+
+        return GcsBackend(mirror.url, endpoint_url=mirror.endpoint_url,
+                          storage_class=mirror.storage_class)
+    if scheme == "file":
+        return PosixBackend(Path(urlsplit(mirror.url).path), mirror.url)
+    from .fsspec_backend import FsspecBackend  # noqa: PLC0415
+
+    return FsspecBackend(mirror.url)

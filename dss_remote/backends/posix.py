@@ -106,7 +106,7 @@ class PosixBackend(Backend):
             os.close(src_fd)
 
     def remove(self, relpath: str) -> None:
-        parent_rel, _, name = relpath.rpartition("/")
+        parent_rel, _, name = check_relpath(relpath).rpartition("/")
         try:
             parent, dir_fd = self._open(parent_rel or ".", os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
@@ -168,9 +168,9 @@ class PosixBackend(Backend):
                     raise from_os_error(e, f"{self.url}: {rel_dir}/{name}") from e
                 if stat.S_ISREG(st.st_mode):
                     yield ObjectInfo(f"{rel_dir}/{name}", st.st_size)
-        for e in errors:
-            if not isinstance(e, FileNotFoundError) or e.filename != str(top):
-                raise from_os_error(e, f"{self.url}: listing {prefix}")
+        for err in errors:
+            if not isinstance(err, FileNotFoundError) or err.filename != str(top):
+                raise from_os_error(err, f"{self.url}: listing {prefix}")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Mirror benchmark: the dss remote writing to S3 (moto_server) and GCS (gcp-storage-emulator).
+
+Three measurements, in one run, each against a baseline measured in the same run (medians of
+``--runs`` repetitions, wall time of the whole command or call):
+
+* LARGE: one ``--large-mib`` (default 1024) MiB file.
+  - ``boto3 upload_file`` of the file to moto (default TransferConfig): the baseline;
+  - ``S3Backend.put_file`` (what the remote runs for an S3 mirror: CRC32 pass + multipart upload
+    with a full-object checksum the server verifies);
+  - ``git annex copy --to`` a dss remote whose store has the S3 mirror alone (POSIX store + S3, in
+    parallel), i.e. the whole path through git-annex and the remote.
+  Target: throughput ratio baseline-time / dss-time >= 0.9.
+* SMALL: ``git annex copy --to`` of ``--small`` (default 1000) 4 KiB keys to four dss remotes
+  whose stores have no mirror, the S3 mirror, the GCS mirror, and both. Target: the three-replica
+  copy <= 1.5x the slowest single-mirror configuration (the writes overlap).
+* FSCK: ``dss fsck STORE --replica R`` (service checksums, no download) vs the same with
+  ``--deep`` (download and hash), for R = s3 and gcs, on the SMALL keys.
+
+Servers run on free 127.0.0.1 ports (the same helpers as the tests); nothing else is contacted.
+Prints a table and writes raw numbers to ``bench/results/mirrors-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from cloud_servers import LoopbackServer, free_port, gcs_admin_client, s3_admin_client  # noqa: E402
+
+from dss_remote.backends.s3 import S3Backend  # noqa: E402
+from ria_store import store as ria  # noqa: E402
+
+MiB = 1 << 20
+RESULTS_DIR = ROOT / "bench" / "results"
+BIN = Path(sys.executable).parent
+
+
+def log(msg: str) -> None:
+    print(f"[mirrors] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd: Sequence[str | Path], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    res = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
+                         check=False)
+    if res.returncode:
+        raise SystemExit(f"`{' '.join(map(str, cmd))}` failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return res.stdout
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def med(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def make_env(work: Path) -> dict[str, str]:
+    home = work / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.invalid\n"
+                                     "[init]\n\tdefaultBranch = main\n")
+    env = dict(os.environ, HOME=str(home), GIT_CONFIG_NOSYSTEM="1",
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", NO_GCE_CHECK="true")
+    os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                           "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED",
+                                           "NO_GCE_CHECK")})
+    return env
+
+
+def make_repo(path: Path, files: dict[str, int], env: dict[str, str]) -> None:
+    path.mkdir()
+    for name, size in files.items():
+        with open(path / name, "wb") as f:
+            left = size
+            while left:
+                n = min(left, 64 * MiB)
+                f.write(os.urandom(n))
+                left -= n
+    run(["git", "init", "-q"], path, env)
+    run(["git", "annex", "init", "-q", "bench"], path, env)
+    run(["git", "annex", "add", "--backend=MD5E", "-q", "."], path, env)
+    run(["git", "commit", "-q", "-m", "data"], path, env)
+
+
+def add_store_remote(repo: Path, name: str, store: Path, mirrors: list[tuple[str, str, str]],
+                     env: dict[str, str]) -> None:
+    """A store at `store` with `mirrors` [(name, url, endpoint)], and a dss remote `name` on it."""
+    run(["dss", "init", store], None, env)
+    for mname, url, endpoint in mirrors:
+        run(["dss", "mirror", "add", store, url, "--name", mname, "--endpoint-url", endpoint], None, env)
+    dsid = str(uuid.uuid4())
+    ria.create_dataset(ria.open_store(store), dsid)
+    run(["git", "annex", "initremote", name, "type=external", "externaltype=dss", "encryption=none",
+         f"url=ria+file://{store}", f"archive-id={dsid}"], repo, env)
+
+
+def bench_large(work: Path, env: dict[str, str], s3: LoopbackServer, mib: int, runs: int) -> dict[str, Any]:
+    repo = work / "large"
+    make_repo(repo, {"big.bin": mib * MiB}, env)
+    src = next((repo / ".git" / "annex" / "objects").rglob("MD5E-*"))
+    src = src / src.name if src.is_dir() else src
+    client = s3_admin_client(s3.endpoint)
+    client.create_bucket(Bucket="bench-large")
+    add_store_remote(repo, "dss-s3", work / "store-large",
+                     [("s3", "s3://bench-large/store", s3.endpoint)], env)
+    backend = S3Backend("s3://bench-large/direct", endpoint_url=s3.endpoint, region="us-east-1")
+    times: dict[str, list[float]] = {"boto3 upload_file": [], "S3Backend.put_file": [],
+                                     "git annex copy (store+S3)": []}
+    for i in range(runs):
+        log(f"large run {i + 1}/{runs}")
+        times["boto3 upload_file"].append(timed(
+            lambda: client.upload_file(str(src), "bench-large", "plain")))
+        client.delete_object(Bucket="bench-large", Key="plain")
+        times["S3Backend.put_file"].append(timed(lambda: backend.put_file(src, "obj")))
+        backend.remove("obj")
+        run(["git", "annex", "drop", "--from", "dss-s3", "--force", "-q", "."], repo, env)
+        times["git annex copy (store+S3)"].append(timed(
+            lambda: run(["git", "annex", "copy", "--to", "dss-s3", "-q", "."], repo, env)))
+    return times
+
+
+def bench_small(work: Path, env: dict[str, str], s3: LoopbackServer, gcs: LoopbackServer, *, n: int,
+                runs: int) -> tuple[dict[str, list[float]], Path, Path]:
+    repo = work / "small"
+    make_repo(repo, {f"f{i:04d}.dat": 4096 for i in range(n)}, env)
+    s3_admin_client(s3.endpoint).create_bucket(Bucket="bench-small")
+    gcs_admin_client(gcs.endpoint).create_bucket("bench-small")
+    configs = {"store only": [], "store+S3": ["s3"], "store+GCS": ["gcs"], "store+S3+GCS": ["s3", "gcs"]}
+    mirror_of = {"s3": lambda tag: ("s3", f"s3://bench-small/{tag}", s3.endpoint),
+                 "gcs": lambda tag: ("gcs", f"gs://bench-small/{tag}", gcs.endpoint)}
+    stores: dict[str, Path] = {}
+    for i, (label, names) in enumerate(configs.items()):
+        stores[label] = work / f"store-small-{i}"
+        add_store_remote(repo, f"dss{i}", stores[label], [mirror_of[m](f"c{i}") for m in names], env)
+    times: dict[str, list[float]] = {label: [] for label in configs}
+    for r in range(runs):
+        order = list(enumerate(configs))
+        order = order[r % len(order):] + order[:r % len(order)]
+        for i, label in order:
+            log(f"small run {r + 1}/{runs}: {label}")
+            run(["git", "annex", "drop", "--from", f"dss{i}", "--force", "-q", "."], repo, env)
+            times[label].append(timed(lambda i=i: run(  # type: ignore[misc]
+                ["git", "annex", "copy", "--to", f"dss{i}", "-q", "."], repo, env)))
+    return times, stores["store+S3+GCS"], repo
+
+
+def bench_fsck(store: Path, env: dict[str, str], runs: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {}
+    for replica in ("s3", "gcs"):
+        for deep in (False, True):
+            label = f"fsck {replica}" + (" --deep" if deep else "")
+            cmd = ["dss", "fsck", store, "--replica", replica] + (["--deep"] if deep else [])
+            times[label] = [timed(lambda cmd=cmd: run(cmd, None, env)) for _ in range(runs)]  # type: ignore[misc]
+            log(f"{label}: {med(times[label]):.2f} s")
+    return times
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = ["| measurement | median s | runs |", "| --- | --- | --- |"]
+    for part in ("large", "small", "fsck"):
+        for label, xs in results.get(part, {}).items():
+            lines.append(f"| {part}: {label} | {med(xs):.2f} | {', '.join(f'{x:.2f}' for x in xs)} |")
+    lines.append("")
+    lines.append("| target | ratio | |")
+    lines.append("| --- | --- | --- |")
+    for name, value, ok in results["targets"]:
+        lines.append(f"| {name} | {value:.2f} | {'met' if ok else 'MISSED'} |")
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, float, bool]]:
+    out: list[tuple[str, float, bool]] = []
+    large = results.get("large")
+    if large:
+        base = med(large["boto3 upload_file"])
+        for label in ("S3Backend.put_file", "git annex copy (store+S3)"):
+            r = base / med(large[label])
+            out.append((f"large: {label} throughput / boto3 upload_file (>= 0.9)", r, r >= 0.9))
+    small = results.get("small")
+    if small:
+        slowest = max(med(small["store+S3"]), med(small["store+GCS"]))
+        r = med(small["store+S3+GCS"]) / slowest
+        out.append(("small: store+S3+GCS / slowest single mirror (<= 1.5)", r, r <= 1.5))
+        out.append(("small: store+S3+GCS / store only (reported)", med(small["store+S3+GCS"])
+                    / med(small["store only"]), True))
+    fsck = results.get("fsck")
+    if fsck:
+        for replica in ("s3", "gcs"):
+            r = med(fsck[f"fsck {replica} --deep"]) / med(fsck[f"fsck {replica}"])
+            out.append((f"fsck {replica}: --deep / no-download (reported)", r, True))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--large-mib", type=int, default=1024)
+    p.add_argument("--small", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--only", choices=("large", "small"), help="one part only (fsck comes with small)")
+    args = p.parse_args(argv)
+    results: dict[str, Any] = {"args": vars(args)}
+    with tempfile.TemporaryDirectory(prefix="dss-bench-mirrors-") as tmp:
+        work = Path(tmp)
+        env = make_env(work)
+        s3 = LoopbackServer("moto_server", lambda port: ["-H", "127.0.0.1", "-p", str(port)], work).start()
+        gcs = LoopbackServer("gcp-storage-emulator", lambda port: [
+            "start", "--host", "127.0.0.1", "--port", str(port), "-q", "--in-memory"], work).start()
+        try:
+            if args.only in (None, "large"):
+                results["large"] = bench_large(work, env, s3, args.large_mib, args.runs)
+            if args.only in (None, "small"):
+                small, store, _ = bench_small(work, env, s3, gcs, n=args.small, runs=args.runs)
+                results["small"] = small
+                results["fsck"] = bench_fsck(store, env, args.runs)
+        finally:
+            s3.stop()
+            gcs.stop()
+    results["targets"] = targets(results)
+    text = report(results)
+    print(text)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    out = RESULTS_DIR / f"mirrors-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2))
+    log(f"raw numbers: {out}")
+    _ = free_port
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Backend on any fsspec file system: memory:// for fast tests, http(s):// for read-only mirrors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ria_store.atomic import CHUNK, TMP_PREFIX, write_all
+from ria_store.errors import (
+    ConfigError,
+    DssError,
+    NotFoundError,
+    UnavailableError,
+    WriteError,
+    from_os_error,
+    one_line,
+)
+
+from .base import Backend, ObjectInfo, Progress, check_relpath
+
+logger = logging.getLogger(__name__)
+
+#: transports fsspec can only read from
+READ_ONLY = frozenset({"http", "https"})
+# file systems whose single write call is atomic for readers (all in this process): no temp name
+_ATOMIC_PUT = frozenset({"memory"})
+
+
+class FsspecBackend(Backend):
+    """Objects are files under the url's path on an fsspec file system.
+
+    Writes are published atomically: on memory:// the whole content is handed over in one call
+    (`pipe_file` stores a complete file object; a streamed write would be visible while it grows),
+    elsewhere it goes to a temp name beside the target, then `mv`. No checksums: the file systems
+    reached this way keep none that dss could compare.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url.rstrip("/"))
+        parts = urlsplit(url)
+        if not parts.scheme:
+            raise ConfigError(f"mirror url {url!r} has no scheme; use e.g. memory://name or https://host/path")
+        self.kind = parts.scheme
+        self.writable = parts.scheme not in READ_ONLY
+        self._fs_obj: Any = None
+        self._root = ""
+        self._lock = threading.Lock()
+
+    def _fs(self) -> Any:
+        """The file system, opened on first use (http needs aiohttp, a read-only mirror may never be read)."""
+        with self._lock:
+            if self._fs_obj is None:
+                try:
+                    from fsspec.core import url_to_fs  # noqa: PLC0415 - costs ~0.1 s, only for these mirrors
+
+                    fs, root = url_to_fs(self.url)
+                except ImportError as e:
+                    raise ConfigError(f"replica {self.url}: the {self.kind} file system needs {e.name}; "
+                                      f"install it (pip install {e.name})") from e
+                except ValueError as e:
+                    raise ConfigError(f"replica {self.url}: fsspec has no file system for it "
+                                      f"({one_line(e)}); use s3://, gs://, file:// or memory://") from e
+                self._root = str(root).rstrip("/")
+                self._fs_obj = fs
+            return self._fs_obj
+
+    def _path(self, relpath: str) -> str:
+        check_relpath(relpath)  # before opening anything
+        self._fs()  # sets self._root
+        return f"{self._root}/{relpath}"
+
+    def _error(self, e: Exception, relpath: str, writing: bool = False) -> DssError:
+        where = f"replica {self.url}: {relpath}"
+        if isinstance(e, DssError):
+            return e
+        if isinstance(e, FileNotFoundError):
+            return NotFoundError(f"{where} not found")
+        if isinstance(e, OSError) and e.errno is not None:
+            return from_os_error(e, where, writing=writing)
+        cls = WriteError if writing else UnavailableError
+        return cls(f"{where}: {'write' if writing else 'read'} failed ({type(e).__name__}: {one_line(e)}); "
+                   "check the mirror's url and the network")
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise WriteError(f"replica {self.url}: {self.kind}:// mirrors are read-only; write to the store "
+                             "or to an s3://, gs:// or file:// mirror instead")
+
+    def info(self, relpath: str) -> ObjectInfo | None:
+        path = self._path(relpath)
+        try:
+            st = self._fs().info(path)
+        except FileNotFoundError:
+            return None
+        except Exception as e:  # fsspec implementations raise their transports' own errors
+            raise self._error(e, relpath) from e
+        if st.get("type") != "file":
+            return None
+        return ObjectInfo(relpath, int(st.get("size") or 0))
+
+    def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
+        path = self._path(relpath)
+        count = 0
+        try:
+            with self._fs().open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    write_all(dst_fd, chunk)
+                    count += len(chunk)
+                    if progress is not None:
+                        progress(count)
+        except Exception as e:
+            raise self._error(e, relpath) from e
+        return count
+
+    def _publish(self, relpath: str, source: Any, progress: Progress | None) -> None:
+        """Write the chunks `source` yields as `relpath`, atomically."""
+        self._check_writable()
+        path = self._path(relpath)
+        fs = self._fs()
+        if self.kind in _ATOMIC_PUT:
+            data = bytearray()
+            for chunk in source:
+                data += chunk
+                if progress is not None:
+                    progress(len(data))
+            try:
+                fs.pipe_file(path, bytes(data))
+            except Exception as e:
+                raise self._error(e, relpath, writing=True) from e
+            return
+        parent, _, name = path.rpartition("/")
+        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}"
+        try:
+            fs.makedirs(parent, exist_ok=True)  # a no-op on object stores, needed on file systems
+            count = 0
+            with fs.open(tmp, "wb") as f:
+                for chunk in source:
+                    f.write(chunk)
+                    count += len(chunk)
+                    if progress is not None:
+                        progress(count)
+            fs.mv(tmp, path)
+        except BaseException as e:
+            try:
+                fs.rm_file(tmp)
+            except Exception as cleanup:  # absent already, or the file system is gone
+                logger.debug("replica %s: could not remove %s: %s", self.url, tmp, cleanup)
+            if isinstance(e, Exception):
+                raise self._error(e, relpath, writing=True) from e
+            raise
+
+    def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
+        self._check_writable()
+        self._path(relpath)
+        try:
+            f = open(src, "rb")  # closed below, after the upload
+        except OSError as e:
+            raise from_os_error(e, f"local file {src}") from e
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+            except OSError as e:
+                raise from_os_error(e, f"local file {src}") from e
+
+        with f:
+            self._publish(relpath, chunks(), progress)
+
+    def remove(self, relpath: str) -> None:
+        self._check_writable()
+        path = self._path(relpath)
+        try:
+            self._fs().rm_file(path)
+        except FileNotFoundError:
+            pass
+        except Exception as e:
+            raise self._error(e, relpath, writing=True) from e
+
+    def read_bytes(self, relpath: str) -> bytes:
+        path = self._path(relpath)
+        try:
+            return bytes(self._fs().cat_file(path))
+        except Exception as e:
+            raise self._error(e, relpath) from e
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        self._publish(relpath, iter([data]), None)
+
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        top = self._path(prefix).rstrip("/")
+        skip = len(self._root) + 1
+        try:
+            found = self._fs().find(top, detail=True)
+        except FileNotFoundError:
+            return
+        except Exception as e:
+            raise self._error(e, prefix) from e
+        for name, st in found.items():
+            path = str(name)
+            if st.get("type") != "file" or path.rpartition("/")[2].startswith(TMP_PREFIX):
+                continue  # an upload in flight, not an object
+            if not path.startswith(top + "/"):
+                continue  # `find` on a file path lists that file itself
+            yield ObjectInfo(path[skip:], int(st.get("size") or 0))

@@ -1,0 +1,460 @@
+"""Backend on a Google Cloud Storage bucket: uploads the service verifies (md5, crc32c), bounded retries."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+import google.auth
+import google_crc32c
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.auth import exceptions as gauth_exc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from ria_store.atomic import write_all
+from ria_store.errors import (
+    AccessError,
+    ConfigError,
+    CorruptError,
+    DssError,
+    NotFoundError,
+    UnavailableError,
+    WriteError,
+    from_os_error,
+    one_line,
+)
+
+from .base import Backend, ObjectInfo, Progress, check_relpath
+
+logger = logging.getLogger(__name__)
+
+#: google-cloud-storage uploads larger files resumably, in chunks of CHUNK (a multiple of 256 KiB)
+MULTIPART = 8 << 20
+CHUNK = 16 << 20
+READ_CHUNK = 1 << 20
+#: object metadata holding the checksums dss computed from the source
+META_CRC32C = "dss-crc32c"
+META_MD5 = "dss-md5"
+_CONTENT_TYPE = "application/octet-stream"
+# what a public method catches and maps; anything else is a bug and propagates as is
+_SDK_ERRORS = (gexc.GoogleAPIError, gauth_exc.GoogleAuthError, DataCorruption, InvalidResponse,
+               requests.exceptions.RequestException, ConnectionError)
+# the IAM permission each kind of operation needs, named in access-denied messages
+_PERMISSIONS = {"read": "storage.objects.get", "write": "storage.objects.create",
+                "delete": "storage.objects.delete", "list": "storage.objects.list"}
+_CREDENTIALS_FIX = ("run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS")
+# untyped in their libraries; called through Any so strict mypy accepts the calls
+_Crc32c: Any = google_crc32c.Checksum
+_Anonymous: Any = AnonymousCredentials
+
+
+def split_gs_url(url: str) -> tuple[str, str]:
+    """`gs://bucket/a/b` -> ("bucket", "a/b"); the prefix may be empty."""
+    parts = urlsplit(url)
+    if parts.scheme != "gs" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"mirror url {url!r} is not a GCS url; use gs://bucket/prefix")
+    prefix = parts.path.strip("/")
+    if prefix and (".." in prefix.split("/") or "//" in prefix):
+        raise ConfigError(f"mirror url {url!r} has an unsafe prefix; use gs://bucket/a/b")
+    return parts.netloc, prefix
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def _b64_to_hex(value: object) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and all(c in "0123456789abcdef" for c in value)
+
+
+def _digest(f: BinaryIO) -> tuple[int, bytes, bytes]:
+    """Size, CRC32C and MD5 of a file, in one pass."""
+    crc = _Crc32c()
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    while chunk := f.read(READ_CHUNK):
+        crc.update(chunk)
+        md5.update(chunk)
+        size += len(chunk)
+    return size, bytes(crc.digest()), md5.digest()
+
+
+def _object_info(relpath: str, blob: Any) -> ObjectInfo:
+    checksums: dict[str, str] = {}
+    crc = _b64_to_hex(blob.crc32c)
+    if crc is not None:
+        checksums["crc32c"] = crc
+    md5 = _b64_to_hex(blob.md5_hash)  # composite objects have none
+    if md5 is not None:
+        checksums["md5"] = md5
+    recorded: dict[str, str] = {}
+    meta = blob.metadata or {}
+    for name, key, length in (("crc32c", META_CRC32C, 8), ("md5", META_MD5, 32)):
+        value = str(meta.get(key, "")).lower()
+        if _is_hex(value, length):
+            recorded[name] = value
+    return ObjectInfo(relpath, int(blob.size or 0), checksums, recorded)
+
+
+def _declare_checksums(blob: Any, crc: bytes, md5: bytes) -> None:
+    """Sent with the upload's metadata: GCS refuses the object if the bytes it got differ."""
+    blob.crc32c = _b64(crc)
+    blob.md5_hash = _b64(md5)
+
+
+def _unwrap(e: BaseException) -> BaseException:
+    """The last error under api_core's "retry deadline exceeded"."""
+    if isinstance(e, gexc.RetryError) and isinstance(e.cause, BaseException):
+        return e.cause
+    return e
+
+
+def _service_message(e: BaseException) -> str:
+    """The service's own words from an error answer, without the request URL and body around them."""
+    response = getattr(e, "response", None)
+    try:
+        text = response.json()["error"]["message"] if response is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = None
+    if not text:
+        text = getattr(e, "message", None) or str(e)
+    text = one_line(text)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _is_checksum_refusal(e: BaseException) -> bool:
+    """A 400 saying the md5Hash/crc32c we declared does not match what arrived."""
+    text = str(e).lower()
+    return any(word in text for word in ("md5", "crc32c", "hash", "checksum"))
+
+
+class _ProgressReader:
+    """The source as google-cloud-storage reads it, reporting how far it got: the library reads
+    each resumable chunk just before sending it, so this is upload progress to within a chunk."""
+
+    def __init__(self, f: BinaryIO, progress: Progress | None) -> None:
+        self._f = f
+        self._progress = progress
+        self._reported = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        pos = self._f.tell()
+        if self._progress is not None and pos > self._reported:  # a retry re-reads: never go back
+            self._reported = pos
+            self._progress(pos)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+
+class _FdWriter:
+    """A write-only file object on a raw fd, counting what it wrote."""
+
+    def __init__(self, fd: int, progress: Progress | None) -> None:
+        self.fd = fd
+        self.count = 0
+        self._progress = progress
+
+    def write(self, data: bytes) -> int:
+        write_all(self.fd, data)
+        self.count += len(data)
+        if self._progress is not None:
+            self._progress(self.count)
+        return len(data)
+
+
+class GcsBackend(Backend):
+    """Objects are `prefix/relpath` in one bucket; an upload is published only once complete.
+
+    put_file declares the md5Hash and crc32c of the source (computed in a first pass) with the upload,
+    so GCS refuses bytes that differ, and keeps them as metadata `dss-crc32c`/`dss-md5` for fsck. A
+    service that does not verify declared hashes (fake-gcs-server) is caught afterwards: the hashes the
+    upload's answer reports must equal the source's, or the object is deleted. Credentials come from
+    Google's ADC only; with a custom endpoint (an emulator) and no ADC, requests go unauthenticated.
+    """
+
+    kind = "gcs"
+
+    def __init__(self, url: str, *, endpoint_url: str | None = None, storage_class: str | None = None,
+                 timeout: float = 30) -> None:
+        self.bucket_name, self.prefix = split_gs_url(url)
+        super().__init__(f"gs://{self.bucket_name}" + (f"/{self.prefix}" if self.prefix else ""))
+        self.endpoint_url = endpoint_url
+        self.storage_class = storage_class
+        self.timeout = timeout
+        # every request is bounded by `timeout`; retries of transient failures by a few of them
+        self._retry: Retry = DEFAULT_RETRY.with_timeout(3 * timeout).with_delay(
+            initial=min(1.0, timeout / 4), maximum=max(timeout, 1.0))
+        self._bucket_obj: Any = None
+        self._client_lock = threading.Lock()
+        self._bucket_exists = False
+
+    # -- plumbing
+
+    def _bucket(self) -> Any:
+        """Created on first use: a backend that is never used costs no credential lookup."""
+        with self._client_lock:
+            if self._bucket_obj is None:
+                credentials, project = self._credentials()
+                options = {"api_endpoint": self.endpoint_url} if self.endpoint_url else None
+                client = storage.Client(project=project, credentials=credentials, client_options=options)
+                self._bucket_obj = client.bucket(self.bucket_name)
+            return self._bucket_obj
+
+    def _credentials(self) -> tuple[Any, str | None]:
+        try:
+            credentials, project = google.auth.default()
+        except gauth_exc.DefaultCredentialsError as e:
+            if self.endpoint_url:
+                return _Anonymous(), "dss"  # an emulator, or a public endpoint
+            raise AccessError(f"replica {self.url}: no Google credentials: {_CREDENTIALS_FIX}") from e
+        return credentials, project
+
+    def _key(self, relpath: str) -> str:
+        check_relpath(relpath)
+        return f"{self.prefix}/{relpath}" if self.prefix else relpath
+
+    def _endpoint(self) -> str:
+        return self.endpoint_url or "storage.googleapis.com"
+
+    def _error(self, e: BaseException, op: str, relpath: str | None = None) -> DssError:
+        """Our error for an SDK failure during `op` (read, write, delete, list)."""
+        e = _unwrap(e)
+        where = f"replica {self.url}"
+        what = f" {relpath}" if relpath else ""
+        if isinstance(e, (gexc.GoogleAPICallError, InvalidResponse)):
+            return self._service_error(e, op, what)
+        if isinstance(e, (gauth_exc.DefaultCredentialsError, gauth_exc.RefreshError)):
+            cause = ("no Google credentials" if isinstance(e, gauth_exc.DefaultCredentialsError)
+                     else f"credentials rejected ({one_line(e)})")
+            return AccessError(f"{where}: {cause}: {_CREDENTIALS_FIX}")
+        if isinstance(e, DataCorruption):
+            return CorruptError(f"{where}:{what} arrived with a checksum mismatch ({one_line(e)}); retry, "
+                                "and run fsck on the mirror if it persists")
+        if isinstance(e, (requests.exceptions.RequestException, ConnectionError, gauth_exc.TransportError)):
+            return UnavailableError(f"{where}: cannot reach {self._endpoint()} ({type(e).__name__}); check "
+                                    "the network or the mirror's endpoint url")
+        if isinstance(e, OSError):
+            return from_os_error(e, f"{where}:{what}", writing=op in ("write", "delete"))
+        cls = WriteError if op in ("write", "delete") else UnavailableError
+        return cls(f"{where}: {op}{what} failed ({type(e).__name__}: {one_line(e)}); check the mirror's "
+                   "url and settings")
+
+    def _service_error(self, e: BaseException, op: str, what: str) -> DssError:
+        """Our error for an answer of the GCS service (an HTTP error status)."""
+        where = f"replica {self.url}"
+        code = getattr(e, "code", None)
+        if code is None:  # the media library's InvalidResponse carries the requests response
+            code = getattr(getattr(e, "response", None), "status_code", 0)
+        msg = _service_message(e)
+        error: DssError
+        if code == 404 and op == "read":
+            error = NotFoundError(f"{where}:{what} not found")
+        elif code == 401:
+            error = AccessError(f"{where}: credentials rejected ({msg}): {_CREDENTIALS_FIX}")
+        elif code == 403:
+            need = _PERMISSIONS.get(op, "storage.objects.*")
+            error = AccessError(f"{where}: access denied on {op}{what} (check the IAM role of the account "
+                                f"on bucket {self.bucket_name}: it needs {need})")
+        elif code == 400 and op == "write" and _is_checksum_refusal(e):
+            error = CorruptError(f"{where}: the service refused{what}: the bytes it received do not match "
+                                 f"the checksum of the source ({msg}); nothing was stored, retry the upload")
+        elif isinstance(code, int) and (code >= 500 or code == 429):
+            error = UnavailableError(f"{where}: the service failed on {op}{what} ({code}: {msg}); "
+                                     "retry later")
+        else:
+            cls = WriteError if op in ("write", "delete") else UnavailableError
+            error = cls(f"{where}: {op}{what} failed ({code}: {msg}); check the mirror's url and settings")
+        return error
+
+    def _missing_bucket(self) -> UnavailableError:
+        self._bucket_exists = False
+        return UnavailableError(f"replica {self.url}: bucket {self.bucket_name} does not exist (create it or "
+                                "fix the mirror url)")
+
+    def _check_bucket(self) -> None:
+        """After a 404: the API answers the same for a missing bucket and a missing object."""
+        if self._bucket_exists:
+            return
+        try:
+            exists = self._bucket().exists(timeout=self.timeout, retry=self._retry)
+        except gexc.Forbidden:
+            return  # may not look at the bucket itself; the object's 404 stands
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read") from e
+        if not exists:
+            raise self._missing_bucket()
+        self._bucket_exists = True
+
+    def _discard_corrupt(self, blob: Any, relpath: str, detail: str) -> CorruptError:
+        """Delete an object the service stored with other bytes than the source's."""
+        try:
+            blob.delete(timeout=self.timeout, retry=self._retry)
+        except gexc.NotFound:
+            pass  # the library deletes a corrupt resumable upload itself
+        except _SDK_ERRORS as e:
+            logger.warning("replica %s: could not delete corrupt upload %s: %s", self.url, relpath, e)
+        return CorruptError(f"replica {self.url}: {relpath} was stored with other bytes than the source "
+                            f"({detail}: the source changed during the upload, or the network or service "
+                            "corrupted it); the object was removed, retry the upload")
+
+    def _upload(self, relpath: str, upload: Any, *, crc: bytes, md5: bytes, size: int,
+                bulk: bool) -> None:
+        """Declare the source's checksums, call `upload(blob)`, and check what the service stored."""
+        blob = self._bucket().blob(self._key(relpath), chunk_size=CHUNK if size > MULTIPART else None)
+        _declare_checksums(blob, crc, md5)
+        blob.metadata = {META_CRC32C: crc.hex(), META_MD5: md5.hex()}
+        # only bulk data gets the mirror's storage class: small config files are read often
+        if bulk and self.storage_class:
+            blob.storage_class = self.storage_class
+        try:
+            upload(blob)
+        except DataCorruption as e:
+            raise self._discard_corrupt(blob, relpath, one_line(e)) from e
+        except gexc.NotFound as e:
+            self._check_bucket()
+            raise self._error(e, "write", relpath) from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "write", relpath) from e
+        # the upload's response set these from the service's own view of the stored bytes
+        stored = (_b64_to_hex(blob.crc32c), _b64_to_hex(blob.md5_hash))
+        if stored[0] not in (None, crc.hex()) or stored[1] not in (None, md5.hex()):
+            raise self._discard_corrupt(blob, relpath, f"crc32c {stored[0]}, md5 {stored[1]}; the source "
+                                        f"has crc32c {crc.hex()}, md5 {md5.hex()}")
+        self._bucket_exists = True
+
+    # -- the Backend contract
+
+    def info(self, relpath: str) -> ObjectInfo | None:
+        key = self._key(relpath)
+        try:
+            blob = self._bucket().blob(key)
+            blob.reload(timeout=self.timeout, retry=self._retry)
+        except gexc.NotFound:
+            self._check_bucket()
+            return None
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+        self._bucket_exists = True
+        return _object_info(relpath, blob)
+
+    def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
+        key = self._key(relpath)
+        writer = _FdWriter(dst_fd, progress)
+        try:
+            # raw: the stored bytes, never decompressed; the library checks them against crc32c
+            self._bucket().blob(key).download_to_file(writer, raw_download=True, checksum="crc32c",
+                                                      timeout=self.timeout, retry=self._retry)
+        except gexc.NotFound as e:
+            self._check_bucket()
+            raise NotFoundError(f"replica {self.url}: {relpath} not found") from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+        except OSError as e:
+            raise from_os_error(e, f"writing {relpath} from replica {self.url}", writing=True) from e
+        return writer.count
+
+    def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
+        self._key(relpath)
+        try:
+            f = open(src, "rb")  # closed below, after the upload
+        except OSError as e:
+            raise from_os_error(e, f"local file {src}") from e
+        with f:
+            try:
+                size, crc, md5 = _digest(f)
+                f.seek(0)
+            except OSError as e:
+                raise from_os_error(e, f"local file {src}") from e
+            # small files go up in one request: progress from reading them would run ahead of it
+            reader = _ProgressReader(f, progress if size > MULTIPART else None)
+
+            def upload(blob: Any) -> None:
+                # checksum="crc32c": the library also sends its own crc32c of what it read and
+                # compares the service's answer with it (DataCorruption on a mismatch)
+                blob.upload_from_file(reader, size=size, content_type=_CONTENT_TYPE, checksum="crc32c",
+                                      timeout=self.timeout, retry=self._retry)
+
+            try:
+                self._upload(relpath, upload, crc=crc, md5=md5, size=size, bulk=True)
+            except DssError:
+                raise
+            except OSError as e:
+                raise from_os_error(e, f"local file {src}") from e
+        if progress is not None:
+            progress(size)
+
+    def remove(self, relpath: str) -> None:
+        key = self._key(relpath)
+        try:
+            self._bucket().blob(key).delete(timeout=self.timeout, retry=self._retry)
+        except gexc.NotFound:
+            self._check_bucket()
+        except _SDK_ERRORS as e:
+            raise self._error(e, "delete", relpath) from e
+
+    def read_bytes(self, relpath: str) -> bytes:
+        key = self._key(relpath)
+        try:
+            data = self._bucket().blob(key).download_as_bytes(raw_download=True, checksum="crc32c",
+                                                              timeout=self.timeout, retry=self._retry)
+        except gexc.NotFound as e:
+            self._check_bucket()
+            raise NotFoundError(f"replica {self.url}: {relpath} not found") from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+        return bytes(data)
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        self._key(relpath)
+        crc = bytes(_Crc32c(data).digest())
+        md5 = hashlib.md5(data, usedforsecurity=False).digest()
+
+        def upload(blob: Any) -> None:
+            blob.upload_from_string(data, content_type=_CONTENT_TYPE, checksum="crc32c",
+                                    timeout=self.timeout, retry=self._retry)
+
+        self._upload(relpath, upload, crc=crc, md5=md5, size=len(data), bulk=False)
+
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        start = self._key(prefix).rstrip("/") + "/"
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        try:
+            bucket = self._bucket()
+            # the listing carries size, hashes and metadata: no request per object
+            for blob in bucket.client.list_blobs(bucket, prefix=start, timeout=self.timeout,
+                                                 retry=self._retry):
+                if blob.name.endswith("/"):
+                    continue  # a "folder" placeholder some tools create, not an object
+                yield _object_info(blob.name[skip:], blob)
+        except gexc.NotFound as e:
+            raise self._missing_bucket() from e  # a listing 404s only for the bucket
+        except _SDK_ERRORS as e:
+            raise self._error(e, "list", prefix) from e

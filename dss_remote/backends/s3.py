@@ -1,0 +1,459 @@
+"""Backend on an S3 bucket (AWS or compatible): atomic PUTs, CRC32 checked end to end, bounded retries."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import threading
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+import boto3
+from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from botocore import exceptions as bce
+from botocore.config import Config
+from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceededError
+from s3transfer.subscribers import BaseSubscriber
+
+from ria_store.atomic import write_all
+from ria_store.errors import (
+    AccessError,
+    ConfigError,
+    CorruptError,
+    DssError,
+    NotFoundError,
+    UnavailableError,
+    WriteError,
+    from_os_error,
+    one_line,
+)
+
+from .base import Backend, ObjectInfo, Progress, check_relpath
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+#: files from this size on go up in parts of this size (s3transfer's multipart upload)
+MULTIPART = 8 << 20
+READ_CHUNK = 1 << 20
+#: object metadata holding the CRC32 dss computed from the source (x-amz-meta-dss-crc32)
+META_CRC32 = "dss-crc32"
+
+# "classic": the CRT transfer client (when awscrt is installed) handles checksums its own way
+_TRANSFER = TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART, use_threads=True,
+                           preferred_transfer_client="classic")
+# Error codes meaning "these credentials are no good", as opposed to "this account may not do that".
+_CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+                               "TokenRefreshRequired", "ExpiredTokenException", "InvalidClientTokenId"})
+_DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "AccountProblem"})
+_CHECKSUM_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch",
+                             "XAmzContentChecksumMismatch"})
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_NO_CREDENTIALS = (bce.NoCredentialsError, bce.PartialCredentialsError, bce.CredentialRetrievalError,
+                   bce.NoAuthTokenError, bce.TokenRetrievalError, bce.SSOError, bce.ProfileNotFound)
+# what a public method catches and maps; anything else is a bug and propagates as is
+_SDK_ERRORS = (bce.ClientError, bce.BotoCoreError, Boto3Error, TransferRetriesExceededError)
+# the IAM action each kind of operation needs, named in access-denied messages
+_ACTIONS = {"read": "s3:GetObject", "write": "s3:PutObject", "delete": "s3:DeleteObject",
+            "list": "s3:ListBucket"}
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/a/b` -> ("bucket", "a/b"); the prefix may be empty."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"mirror url {url!r} is not an S3 url; use s3://bucket/prefix")
+    prefix = parts.path.strip("/")
+    if prefix and (".." in prefix.split("/") or "//" in prefix):
+        raise ConfigError(f"mirror url {url!r} has an unsafe prefix; use s3://bucket/a/b")
+    return parts.netloc, prefix
+
+
+def _b64_crc(crc: int) -> str:
+    return base64.b64encode(crc.to_bytes(4, "big")).decode()
+
+
+def _b64_to_hex(value: str) -> str | None:
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and all(c in "0123456789abcdef" for c in value)
+
+
+def _digest(f: BinaryIO, with_md5: bool) -> tuple[int, int, str | None]:
+    """Size, zlib CRC32 and (if asked) MD5 of a file, in one pass."""
+    crc = 0
+    size = 0
+    md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
+    while chunk := f.read(READ_CHUNK):
+        crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+        if md5 is not None:
+            md5.update(chunk)
+    return size, crc, md5.hexdigest() if md5 is not None else None
+
+
+def _etag_md5(head: Mapping[str, Any]) -> str | None:
+    """The MD5 of the content if the ETag is one: not for multipart uploads, SSE-KMS or SSE-C."""
+    etag = str(head.get("ETag", "")).strip('"').lower()
+    if (not _is_hex(etag, 32) or str(head.get("ServerSideEncryption", "")).startswith("aws:kms")
+            or head.get("SSECustomerAlgorithm")):
+        return None
+    return etag
+
+
+def _full_crc32(head: Mapping[str, Any]) -> str | None:
+    """The service's CRC32 of the whole object; None for composite (per-part) checksums."""
+    value = head.get("ChecksumCRC32")
+    if not value:
+        return None
+    ctype = head.get("ChecksumType")
+    if ctype == "COMPOSITE" or "-" in value:
+        return None
+    if ctype != "FULL_OBJECT" and "-" in str(head.get("ETag", "")):
+        return None
+    return _b64_to_hex(value)
+
+
+def _object_info(relpath: str, head: Mapping[str, Any]) -> ObjectInfo:
+    checksums: dict[str, str] = {}
+    crc = _full_crc32(head)
+    if crc is not None:
+        checksums["crc32"] = crc
+    md5 = _etag_md5(head)
+    if md5 is not None:
+        checksums["md5"] = md5
+    recorded: dict[str, str] = {}
+    meta = head.get("Metadata") or {}
+    value = str(meta.get(META_CRC32, "")).lower()
+    if _is_hex(value, 8):
+        recorded["crc32"] = value
+    return ObjectInfo(relpath, int(head.get("ContentLength", head.get("Size", 0))), checksums, recorded)
+
+
+def _unwrap(e: BaseException) -> BaseException:
+    """The SDK error under s3transfer's "retries exceeded" (a download stream that kept failing)."""
+    if isinstance(e, TransferRetriesExceededError) and isinstance(e.last_exception, BaseException):
+        return e.last_exception
+    return e
+
+
+class _CumulativeProgress(BaseSubscriber):
+    """s3transfer reports increments from several threads; our callers want the running total."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        super().__init__()
+        self._progress = progress
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+        if self._progress is None:
+            return
+        with self._lock:
+            # negative on a retried part: the total goes back, then up again
+            self._total = max(0, self._total + bytes_transferred)
+            self._progress(self._total)
+
+
+class _FdWriter:
+    """A write-only file object on a raw fd, so s3transfer writes in order at the fd's offset."""
+
+    def __init__(self, fd: int, progress: Progress | None) -> None:
+        self.fd = fd
+        self.count = 0
+        self._progress = progress
+
+    def write(self, data: bytes) -> int:
+        write_all(self.fd, data)
+        self.count += len(data)
+        if self._progress is not None:
+            self._progress(self.count)
+        return len(data)
+
+
+class S3Backend(Backend):
+    """Objects are `prefix/relpath` in one bucket; each upload is one atomic PUT or multipart upload.
+
+    put_file sends the CRC32 of the source (computed in a first pass), which S3 verifies before it
+    publishes the object, and keeps it as metadata `dss-crc32` for fsck. Services that do not verify
+    checksums (moto, some S3-compatible stores) are caught afterwards: the ETag (small files) or the
+    full-object CRC32 (multipart) the service computed must match the source, or the object is deleted.
+    Credentials come from boto3's chain only (env, AWS_PROFILE, instance roles), never from dss config.
+    Listings carry no encryption details, so iter_objects reports an ETag as md5 even on an SSE-KMS
+    bucket, where it is not one; info() knows better and is what fsck relies on.
+    """
+
+    kind = "s3"
+
+    def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None,
+                 storage_class: str | None = None, connect_timeout: float = 5,
+                 read_timeout: float = 30) -> None:
+        self.bucket, self.prefix = split_s3_url(url)
+        super().__init__(f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else ""))
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.storage_class = storage_class
+        self._config = Config(
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+            retries={"max_attempts": 3, "mode": "standard"},
+            # custom endpoints (MinIO, Ceph, moto) rarely have per-bucket DNS names
+            s3={"addressing_style": "path"} if endpoint_url else None)
+        self._client_obj: S3Client | None = None
+        self._client_lock = threading.Lock()
+        self._bucket_exists = False
+
+    # -- plumbing
+
+    def _client(self) -> S3Client:
+        """Created on first use: a backend that is never used costs no credential lookup."""
+        with self._client_lock:
+            if self._client_obj is None:
+                # a session per backend: boto3's default session is not safe to share across threads
+                session = boto3.session.Session()
+                self._client_obj = session.client("s3", endpoint_url=self.endpoint_url,
+                                                  region_name=self.region, config=self._config)
+            return self._client_obj
+
+    def _key(self, relpath: str) -> str:
+        check_relpath(relpath)
+        return f"{self.prefix}/{relpath}" if self.prefix else relpath
+
+    def _endpoint(self) -> str:
+        if self.endpoint_url:
+            return self.endpoint_url
+        if self._client_obj is not None:
+            return str(self._client_obj.meta.endpoint_url)
+        return f"the S3 endpoint of region {self.region or 'us-east-1'}"
+
+    def _error(self, e: BaseException, op: str, relpath: str | None = None) -> DssError:
+        """Our error for an SDK failure during `op` (read, write, delete, list)."""
+        e = _unwrap(e)
+        where = f"replica {self.url}"
+        what = f" {relpath}" if relpath else ""
+        if isinstance(e, bce.ClientError):
+            return self._service_error(e, op, what)
+        if isinstance(e, _NO_CREDENTIALS):
+            return AccessError(f"{where}: no usable AWS credentials ({one_line(e)}); check AWS_PROFILE or "
+                               "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+        if isinstance(e, (bce.FlexibleChecksumError, bce.ChecksumError)):
+            return CorruptError(f"{where}:{what} arrived with a checksum mismatch ({one_line(e)}); retry, "
+                                "and run fsck on the mirror if it persists")
+        if isinstance(e, (bce.ConnectionError, bce.HTTPClientError)):
+            return UnavailableError(f"{where}: cannot reach {self._endpoint()} ({type(e).__name__}); "
+                                    "check the network or the mirror's endpoint url")
+        if isinstance(e, OSError):
+            return from_os_error(e, f"{where}:{what}", writing=op in ("write", "delete"))
+        cls = WriteError if op in ("write", "delete") else UnavailableError
+        return cls(f"{where}: {op}{what} failed ({type(e).__name__}: {one_line(e)}); check the "
+                   "mirror's url and settings")
+
+    def _service_error(self, e: bce.ClientError, op: str, what: str) -> DssError:
+        """Our error for an answer of the S3 service (an HTTP error status)."""
+        where = f"replica {self.url}"
+        err = e.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        msg = one_line(err.get("Message", "") or code)
+        error: DssError
+        if code == "NoSuchBucket":
+            error = self._missing_bucket()
+        elif code in _MISSING_CODES:
+            error = NotFoundError(f"{where}:{what} not found")
+        elif code in _CREDENTIAL_CODES:
+            error = AccessError(f"{where}: credentials rejected ({code}: {msg}); check AWS_PROFILE or "
+                                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+        elif code in _DENIED_CODES or status == 403:
+            hint = (" (a HEAD answers a bare 403 for unknown keys too: check AWS_PROFILE or "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY as well)" if code == "403" else "")
+            error = AccessError(f"{where}: access denied on {op}{what} (check the IAM or bucket policy "
+                                f"for {_ACTIONS.get(op, 's3:*')}){hint}")
+        elif code in _CHECKSUM_CODES or (code == "InvalidRequest" and "checksum" in msg.lower()):
+            error = CorruptError(f"{where}: the service refused{what}: the bytes it received do not match "
+                                 f"the checksum of the source ({code}: {msg}); nothing was stored, retry "
+                                 "the upload")
+        elif status >= 500 or code in ("SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError"):
+            error = UnavailableError(f"{where}: the service failed on {op}{what} ({code}: {msg}); retry "
+                                     "later")
+        else:
+            cls = WriteError if op in ("write", "delete") else UnavailableError
+            error = cls(f"{where}: {op}{what} failed ({code}: {msg}); check the mirror's url and settings")
+        return error
+
+    def _missing_bucket(self) -> UnavailableError:
+        self._bucket_exists = False
+        return UnavailableError(f"replica {self.url}: bucket {self.bucket} does not exist (create it or fix "
+                                "the mirror url)")
+
+    def _check_bucket(self) -> None:
+        """After a bare 404 (HEAD has no error body): raise if the bucket, not the object, is missing."""
+        if self._bucket_exists:
+            return
+        try:
+            self._client().head_bucket(Bucket=self.bucket)
+        except bce.ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise self._missing_bucket() from e
+            if code in ("403", "AccessDenied"):
+                return  # may not look at the bucket itself; the object's 404 stands
+            raise self._error(e, "read") from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read") from e
+        self._bucket_exists = True
+
+    def _discard_corrupt(self, key: str, relpath: str, got: str, want: str) -> CorruptError:
+        """Delete an object the service stored with other bytes than the source's."""
+        try:
+            self._client().delete_object(Bucket=self.bucket, Key=key)
+        except _SDK_ERRORS as e:
+            logger.warning("replica %s: could not delete corrupt upload %s: %s", self.url, relpath, e)
+        return CorruptError(f"replica {self.url}: {relpath} was stored with checksum {got} but the source "
+                            f"has {want} (the source changed during the upload, or the network or service "
+                            "corrupted it); the object was removed, retry the upload")
+
+    def _extra_args(self, crc: int, bulk: bool) -> dict[str, Any]:
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": _b64_crc(crc),
+                                 "Metadata": {META_CRC32: f"{crc:08x}"}}
+        # only bulk data gets the mirror's storage class: small config files are read often, and an
+        # archive class would make them slow or unreadable
+        if bulk and self.storage_class:
+            extra["StorageClass"] = self.storage_class
+        return extra
+
+    def _put_small(self, key: str, relpath: str, body: BinaryIO | bytes, *, crc: int, md5: str,
+                   bulk: bool) -> None:
+        """One PUT; the ETag the service returns is its MD5 of what it stored."""
+        resp = self._client().put_object(Bucket=self.bucket, Key=key, Body=body,
+                                         **self._extra_args(crc, bulk))
+        etag = _etag_md5(resp)
+        if etag is not None and etag != md5:
+            raise self._discard_corrupt(key, relpath, f"md5 {etag}", f"md5 {md5}")
+
+    # -- the Backend contract
+
+    def info(self, relpath: str) -> ObjectInfo | None:
+        key = self._key(relpath)
+        try:
+            head = self._client().head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except bce.ClientError as e:
+            if str(e.response.get("Error", {}).get("Code", "")) in _MISSING_CODES:
+                self._check_bucket()
+                return None
+            raise self._error(e, "read", relpath) from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+        self._bucket_exists = True
+        return _object_info(relpath, head)
+
+    def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
+        key = self._key(relpath)
+        writer = _FdWriter(dst_fd, progress)
+        try:
+            with create_transfer_manager(self._client(), _TRANSFER) as manager:
+                manager.download(self.bucket, key, cast("IO[bytes]", writer),
+                                 extra_args={"ChecksumMode": "ENABLED"}).result()
+        except bce.ClientError as e:
+            if str(e.response.get("Error", {}).get("Code", "")) in _MISSING_CODES:
+                self._check_bucket()
+                raise NotFoundError(f"replica {self.url}: {relpath} not found") from e
+            raise self._error(e, "read", relpath) from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+        except OSError as e:
+            raise from_os_error(e, f"writing {relpath} from replica {self.url}", writing=True) from e
+        return writer.count
+
+    def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
+        key = self._key(relpath)
+        try:
+            f = open(src, "rb")  # closed below, after the upload
+        except OSError as e:
+            raise from_os_error(e, f"local file {src}") from e
+        with f:
+            try:
+                small = os.fstat(f.fileno()).st_size < MULTIPART
+                size, crc, md5 = _digest(f, with_md5=small)
+                f.seek(0)
+            except OSError as e:
+                raise from_os_error(e, f"local file {src}") from e
+            try:
+                if small and md5 is not None:
+                    self._put_small(key, relpath, f, crc=crc, md5=md5, bulk=True)
+                    if progress is not None:
+                        progress(size)
+                else:
+                    self._put_multipart(src, key, relpath, size=size, crc=crc, progress=progress)
+            except DssError:
+                raise
+            except _SDK_ERRORS as e:
+                raise self._error(e, "write", relpath) from e
+            except OSError as e:
+                raise from_os_error(e, f"local file {src}") from e
+        self._bucket_exists = True
+
+    def _put_multipart(self, src: Path, key: str, relpath: str, *, size: int, crc: int,
+                       progress: Progress | None) -> None:
+        """s3transfer's upload; with a CRC32 given it asks for a FULL_OBJECT checksum, which S3
+        verifies at CompleteMultipartUpload. A failed upload is aborted by s3transfer."""
+        with create_transfer_manager(self._client(), _TRANSFER) as manager:
+            manager.upload(str(src), self.bucket, key, extra_args=self._extra_args(crc, bulk=True),
+                           subscribers=[_CumulativeProgress(progress)]).result()
+        head = self._client().head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        stored = _full_crc32(head)
+        if head.get("ContentLength") != size:
+            raise self._discard_corrupt(key, relpath, f"size {head.get('ContentLength')}", f"size {size}")
+        if stored is not None and stored != f"{crc:08x}":
+            raise self._discard_corrupt(key, relpath, f"crc32 {stored}", f"crc32 {crc:08x}")
+
+    def remove(self, relpath: str) -> None:
+        key = self._key(relpath)
+        try:
+            self._client().delete_object(Bucket=self.bucket, Key=key)  # 204 whether or not it existed
+        except _SDK_ERRORS as e:
+            raise self._error(e, "delete", relpath) from e
+
+    def read_bytes(self, relpath: str) -> bytes:
+        key = self._key(relpath)
+        try:
+            resp = self._client().get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+            return resp["Body"].read()
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        key = self._key(relpath)
+        try:
+            self._put_small(key, relpath, data, crc=zlib.crc32(data),
+                            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(), bulk=False)
+        except _SDK_ERRORS as e:
+            raise self._error(e, "write", relpath) from e
+
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        start = self._key(prefix).rstrip("/") + "/"
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        try:
+            pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                              Prefix=start)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    if key.endswith("/"):
+                        continue  # a "folder" marker some consoles create, not an object
+                    md5 = _etag_md5(obj)  # listings omit encryption: see the class docstring
+                    yield ObjectInfo(key[skip:], obj["Size"], {"md5": md5} if md5 else {})
+        except _SDK_ERRORS as e:
+            raise self._error(e, "list", prefix) from e

@@ -1,0 +1,71 @@
+"""`dss mirror add|remove|list|quorum STORE ...`: the store's S3/GCS mirrors and its write quorum."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ria_store import store as ria
+
+from ..store_admin import add_mirror, mirror_from_args, remove_mirror, set_quorum
+from ..store_config import read_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("mirror", help="add, remove or list the store's mirrors",
+                       description="Mirrors live in the store's dss/config.json (url, endpoint, "
+                       "region, storage class; never credentials), so every clone finds them.")
+    msub = p.add_subparsers(dest="mirror_command", metavar="ACTION", required=True)
+    a = msub.add_parser("add", help="add a mirror (checked by writing the store's top files to it)")
+    a.add_argument("store", type=Path)
+    a.add_argument("url", help="s3://bucket/prefix, gs://bucket/prefix or file:///path")
+    a.add_argument("--name", help="short name (default: <scheme>-<bucket>)")
+    a.add_argument("--endpoint-url", help="endpoint of an S3-compatible service or GCS emulator")
+    a.add_argument("--region")
+    a.add_argument("--storage-class")
+    a.set_defaults(func=_add)
+    r = msub.add_parser("remove", help="forget a mirror (its bucket is left as it is)")
+    r.add_argument("store", type=Path)
+    r.add_argument("mirror", help="name or url")
+    r.set_defaults(func=_remove)
+    ls = msub.add_parser("list", help="list the mirrors")
+    ls.add_argument("store", type=Path)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=_list)
+    q = msub.add_parser("quorum", help='set write_quorum: "all" or a number of replicas')
+    q.add_argument("store", type=Path)
+    q.add_argument("value")
+    q.set_defaults(func=_quorum)
+
+
+def _add(args: argparse.Namespace) -> int:
+    m = mirror_from_args(args.url, args.name, args.endpoint_url, args.region, args.storage_class)
+    add_mirror(args.store.absolute(), m)
+    print(f"added mirror {m.name}: {m.url} (run `dss sync {args.store}` to copy what the store holds)")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    remove_mirror(args.store.absolute(), args.mirror)
+    print(f"removed mirror {args.mirror} (its objects were left in place)")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    cfg = read_config(ria.open_store(args.store.absolute()).path)
+    if args.json:
+        print(json.dumps({"write_quorum": cfg.write_quorum,
+                          "mirrors": [m.to_json() for m in cfg.mirrors]}, indent=2))
+        return 0
+    for m in cfg.mirrors:
+        extra = " ".join(f"{k}={v}" for k, v in m.to_json().items() if k not in ("name", "url"))
+        print(f"{m.name}\t{m.url}" + (f"\t{extra}" if extra else ""))
+    print(f"write_quorum: {cfg.write_quorum} of {1 + len(cfg.mirrors)} replicas")
+    return 0
+
+
+def _quorum(args: argparse.Namespace) -> int:
+    cfg = set_quorum(args.store.absolute(), args.value)
+    print(f"write_quorum: {cfg.write_quorum} of {1 + len(cfg.mirrors)} replicas")
+    return 0

@@ -1,0 +1,230 @@
+"""`dss fsck`: compare a store's replicas key by key; verify cloud copies without downloading them.
+
+Without `--deep`, a cloud object is checked against its key's size and against the checksums
+the service keeps (S3 `ChecksumCRC32`, GCS `crc32c`/`md5Hash`): each must equal what dss
+recorded from the source file at upload, and a service md5 must equal an MD5 key's digest.
+With `--deep`, every object is downloaded and hashed (the key's checksum, else the recorded one).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ria_store.errors import DssError, KeyFormatError, NotFoundError, one_line
+from ria_store.keys import AnnexKey, parse_key, unsanitize_key
+from ria_store.layout import OBJECTS_DIR, dataset_relpath, object_relpath
+
+from .backends.base import Backend, ObjectInfo
+from .checksums import Digests
+from .store_replicas import StoreReplicas
+
+logger = logging.getLogger(__name__)
+
+#: parallel HEAD/GET requests per replica during fsck
+WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: `kind` is missing, extra, corrupt, unverified or unreachable."""
+
+    kind: str
+    replica: str
+    dataset: str
+    path: str
+    key: str | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        what = self.key or self.path
+        return f"{self.kind}\t{self.replica}\t{self.dataset}\t{what}\t{self.detail}"
+
+
+@dataclass
+class DatasetScan:
+    """What each reachable replica holds of one dataset's object tree: {relpath: info}."""
+
+    dataset: str
+    objects: dict[str, dict[str, ObjectInfo]]
+    keys: dict[str, AnnexKey]
+
+
+def key_of(relpath: str, version: str, ds_rel: str) -> AnnexKey | None:
+    """The key an object path stands for, or None if the path is not where a key lives."""
+    name = relpath.rsplit("/", 1)[-1]
+    try:
+        key = parse_key(unsanitize_key(name))
+    except KeyFormatError:
+        return None
+    return key if relpath == f"{ds_rel}/{object_relpath(key, version)}" else None
+
+
+def scan_dataset(sr: StoreReplicas, dsid: str, names: Iterable[str],
+                 findings: list[Finding]) -> DatasetScan:
+    ds_rel = dataset_relpath(dsid)
+    scan = DatasetScan(dsid, {}, {})
+    version_of = sr.for_dataset(dsid).replicas
+    for name, backend in sr.backends:
+        if name not in names:
+            continue
+        try:
+            version = next(r for r in version_of if r.label == name).object_tree_version()
+            listing = {o.relpath: o for o in backend.iter_objects(f"{ds_rel}/{OBJECTS_DIR}")}
+        except DssError as e:
+            findings.append(Finding("unreachable", name, dsid, ds_rel, None, one_line(e)))
+            continue
+        held: dict[str, ObjectInfo] = {}
+        for rel, info in listing.items():
+            key = key_of(rel, version, ds_rel)
+            if key is None:
+                findings.append(Finding("extra", name, dsid, rel, None,
+                                        "not a key object at its RIA path (left in place)"))
+                continue
+            scan.keys[rel] = key
+            held[rel] = info
+        scan.objects[name] = held
+    return scan
+
+
+def _shallow(backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, str] | None:
+    """(kind, detail) if the object is corrupt or unverifiable without reading it."""
+    expected = key.expected_size
+    if expected is not None and info.size != expected:
+        return "corrupt", f"{info.size} bytes, the key says {expected}"
+    if backend.local_root is not None:
+        return None  # POSIX: size only; `--deep` hashes
+    if not info.checksums and not info.recorded:
+        info = backend.info(info.relpath) or info  # listings may lack checksums (S3)
+    checksum = key.checksum
+    if checksum is not None and checksum[0] in info.checksums and info.checksums[checksum[0]] != checksum[1]:
+        return "corrupt", f"the service's {checksum[0]} {info.checksums[checksum[0]]} is not the key's"
+    common = set(info.checksums) & set(info.recorded)
+    for name in sorted(common):
+        if info.checksums[name] != info.recorded[name]:
+            return "corrupt", (f"the service's {name} {info.checksums[name]} differs from the "
+                               f"{info.recorded[name]} recorded at upload")
+    if not common and not (checksum is not None and checksum[0] in info.checksums):
+        return "unverified", "no checksum recorded at upload to compare with; run with --deep"
+    return None
+
+
+def _deep(backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, str] | None:
+    expected = key.expected_size
+    checksum = key.checksum
+    with tempfile.TemporaryFile(prefix="dss-fsck-") as tmp:
+        n = backend.get_file(info.relpath, tmp.fileno())
+        if expected is not None and n != expected:
+            return "corrupt", f"{n} bytes read, the key says {expected}"
+        tmp.seek(0)
+        computed = Digests([checksum[0]] if checksum else []).read_from(tmp)
+    if checksum is not None:
+        got = computed[checksum[0]]
+        return None if got == checksum[1] else ("corrupt", f"content {checksum[0]} {got} is not the key's")
+    recorded = info.recorded or (backend.info(info.relpath) or info).recorded
+    for name, value in recorded.items():
+        if name in computed and computed[name] != value:
+            return "corrupt", f"content {name} {computed[name]} differs from {value} recorded at upload"
+    return None
+
+
+def fsck(sr: StoreReplicas, datasets: Iterable[str], replicas: Iterable[str] | None = None, *,
+         deep: bool = False, progress: Callable[[int], None] | None = None,
+         verify: bool = True) -> list[Finding]:
+    """Every problem found in `datasets` on the named replicas (all by default); without
+    `verify`, only which objects are missing where (listings only, as `dss sync` needs)."""
+    names = list(replicas) if replicas is not None else [n for n, _ in sr.backends]
+    for n in names:
+        sr.named(n)  # a typo must not read as "all clean"
+    findings: list[Finding] = []
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dss-fsck") as pool:
+        for dsid in datasets:
+            scan = scan_dataset(sr, dsid, names, findings)
+            union = set().union(*(set(h) for h in scan.objects.values())) if scan.objects else set()
+            for name, held in scan.objects.items():
+                backend = sr.named(name)
+                for rel in sorted(union - set(held)):
+                    others = [n for n, h in scan.objects.items() if rel in h]
+                    findings.append(Finding("missing", name, dsid, rel, scan.keys[rel].text,
+                                            f"held by {', '.join(others)}"))
+                if not verify:
+                    continue
+                check = _deep if deep else _shallow
+                jobs = [(rel, pool.submit(_checked, check, backend, info, scan.keys[rel]))
+                        for rel, info in sorted(held.items())]
+                for rel, job in jobs:
+                    result = job.result()
+                    if progress is not None:
+                        progress(1)
+                    if result is not None:
+                        findings.append(Finding(result[0], name, dsid, rel, scan.keys[rel].text, result[1]))
+    return findings
+
+
+def _checked(check: Callable[[Backend, ObjectInfo, AnnexKey], tuple[str, str] | None],
+             backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, str] | None:
+    try:
+        return check(backend, info, key)
+    except NotFoundError:
+        return "missing", "vanished during the check"
+    except DssError as e:
+        return "unreachable", one_line(e)
+
+
+def source_for(sr: StoreReplicas, dsid: str, key: AnnexKey, exclude: str,
+               dst: str) -> str:
+    """Fetch a verified copy of `key` into `dst` from the first replica other than `exclude`
+    that has a good one; return its name. DssError names every replica tried."""
+    failures: list[tuple[str, DssError]] = []
+    for obj in sr.for_dataset(dsid).replicas:
+        if obj.label == exclude:
+            continue
+        try:
+            obj.retrieve(key, Path(dst))
+            return obj.label
+        except DssError as e:
+            failures.append((obj.label, e))
+    tried = "; ".join(f"[{n}] {one_line(e)}" for n, e in failures) or "no other replica"
+    if all(isinstance(e, NotFoundError) for _, e in failures):
+        raise NotFoundError(f"{key} is on no other replica ({tried})")
+    raise DssError(f"no good copy of {key} on any other replica: {tried}")
+
+
+def copy_key(sr: StoreReplicas, dsid: str, key: AnnexKey, target: str) -> str:
+    """Copy a verified copy of `key` onto replica `target`, replacing what is there."""
+    fd, tmp = tempfile.mkstemp(prefix="dss-repair-")
+    os.close(fd)
+    try:
+        source = source_for(sr, dsid, key, target, tmp)
+        obj = next(r for r in sr.for_dataset(dsid).replicas if r.label == target)
+        obj.store(key, Path(tmp), replace=True)
+        return source
+    finally:
+        os.unlink(tmp)
+
+
+def repair(sr: StoreReplicas, findings: Iterable[Finding],
+           progress: Callable[[int], None] | None = None) -> tuple[list[str], list[str]]:
+    """Fix missing and corrupt objects from good replicas; (done lines, failed lines)."""
+    done: list[str] = []
+    failed: list[str] = []
+    for f in findings:
+        if f.kind not in ("missing", "corrupt") or f.key is None:
+            continue
+        try:
+            source = copy_key(sr, f.dataset, parse_key(f.key), f.replica)
+            done.append(f"{f.replica}: {f.key} ({f.kind}) copied from {source}")
+        except DssError as e:
+            failed.append(f"{f.replica}: {f.key}: {one_line(e)}")
+        if progress is not None:
+            progress(1)
+    return done, failed

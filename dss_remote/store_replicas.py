@@ -1,0 +1,83 @@
+"""A store and its mirrors as backends, from the store's config (or a clone's cached copy of it)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ria_store.archive import ArchiveReader
+from ria_store.atomic import write_bytes_atomic
+from ria_store.errors import DssError
+from ria_store.layout import DEFAULT_OBJECT_TREE_VERSION
+
+from .backends import backend_for, backend_for_mirror
+from .backends.base import Backend
+from .dataset_objects import DatasetObjects
+from .mirrors import PRIMARY_NAME
+from .replicas import ReplicaSet
+from .store_config import CONFIG_RELPATH, StoreConfig, parse_config, read_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StoreReplicas:
+    """The POSIX store (first, cheapest) and its mirrors in configured order."""
+
+    config: StoreConfig
+    backends: list[tuple[str, Backend]]
+
+    @property
+    def primary(self) -> Backend:
+        return self.backends[0][1]
+
+    def named(self, name: str) -> Backend:
+        for n, b in self.backends:
+            if n == name:
+                return b
+        names = ", ".join(n for n, _ in self.backends)
+        raise DssError(f"no replica named {name!r} (this store has: {names})")
+
+    def for_dataset(self, dsid: str, archives: ArchiveReader | None = None) -> ReplicaSet:
+        archives = archives or ArchiveReader()
+        primary = DatasetObjects(self.primary, dsid, archives, name=PRIMARY_NAME)
+        version = DEFAULT_OBJECT_TREE_VERSION
+        try:
+            version = primary.object_tree_version()
+        except DssError as e:  # unmounted here: the mirrors carry their own version files
+            logger.debug("store not readable, mirrors use their own layout version: %s", e)
+        replicas = [primary] + [DatasetObjects(b, dsid, archives, name=n, mirror_version=version)
+                                for n, b in self.backends[1:]]
+        return ReplicaSet(replicas, self.config.quorum)
+
+
+def open_replicas(url: str, config: StoreConfig) -> StoreReplicas:
+    backends: list[tuple[str, Backend]] = [(PRIMARY_NAME, backend_for(url))]
+    backends += [(m.name, backend_for_mirror(m)) for m in config.mirrors]
+    return StoreReplicas(config, backends)
+
+
+def load_config(store_root: Path, cache_dir: Path | None) -> StoreConfig:
+    """The store's config; a node that cannot see the store uses the copy cached by the last run
+    that could (under the clone's git dir), so it still finds the mirrors."""
+    cache = None
+    if cache_dir is not None:
+        cache = cache_dir / f"{hashlib.sha1(str(store_root).encode()).hexdigest()[:16]}.json"
+    if store_root.is_dir():
+        cfg = read_config(store_root)
+        if cache is not None:
+            text = cfg.dumps()
+            try:
+                if not cache.is_file() or cache.read_text() != text:
+                    write_bytes_atomic(cache, text.encode())
+            except OSError as e:
+                logger.debug("cannot cache the store config in %s: %s", cache, e)
+        return cfg
+    if cache is not None and cache.is_file():
+        logger.info("store %s not reachable; using its config cached in %s", store_root, cache)
+        return parse_config(cache.read_text(), str(cache))
+    # Nothing to go on: run without mirrors; every verb then names the missing store.
+    logger.debug("store %s not reachable and no cached %s", store_root, CONFIG_RELPATH)
+    return StoreConfig()

@@ -1,0 +1,133 @@
+"""`dss sync`: drain the repair queue, copy every missing key, and bring the mirrors' copies of the
+store's other files (layout versions, config, the bare repos' git files, archives) up to date."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ria_store.errors import DssError, NotFoundError, one_line
+from ria_store.keys import parse_key
+from ria_store.layout import OBJECTS_DIR, VERSION_FILE, dataset_relpath
+
+from . import repair_queue
+from .backends.base import Backend, ObjectInfo
+from .fsck import copy_key, fsck
+from .store_config import CONFIG_RELPATH
+from .store_replicas import StoreReplicas
+
+logger = logging.getLogger(__name__)
+
+#: top-level entries of a dataset dir that never leave the store: hooks run code, config may
+#: hold credentials, ora-remote-*/ are DataLad's per-clone transfer dirs
+_PRIVATE = ("hooks", "config")
+_PRIVATE_PREFIX = "ora-remote-"
+#: files up to this size are compared by content (refs change without changing size)
+_COMPARE_BYTES = 64 << 10
+
+
+@dataclass
+class SyncReport:
+    copied: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cleared: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def drain_queue(sr: StoreReplicas, report: SyncReport, tick: Callable[[int], None]) -> None:
+    backends = [b for _, b in sr.backends]
+    entries, problems = repair_queue.load(backends)
+    for p in problems:
+        logger.warning("repair queue: %s", p)
+    names = {n for n, _ in sr.backends}
+    for entry in entries:
+        tick(1)
+        if entry.replica not in names:
+            logger.info("dropping repair entry for removed mirror %s", entry.replica)
+            repair_queue.clear(backends, entry)
+            report.cleared += 1
+            continue
+        try:
+            source = copy_key(sr, entry.dataset, parse_key(entry.key), entry.replica)
+        except NotFoundError:  # dropped from every replica since: nothing left to repair
+            repair_queue.clear(backends, entry)
+            report.cleared += 1
+            continue
+        except DssError as e:
+            report.failed.append(f"{entry.replica}: {entry.key}: {one_line(e)}")
+            continue
+        repair_queue.clear(backends, entry)
+        report.cleared += 1
+        report.copied.append(f"{entry.replica}: {entry.key} (queued) from {source}")
+
+
+def copy_missing(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
+                 tick: Callable[[int], None]) -> None:
+    for f in fsck(sr, datasets, verify=False):
+        if f.kind == "unreachable":
+            report.failed.append(f"{f.replica}: {f.detail}")
+            continue
+        if f.kind != "missing" or f.key is None:
+            continue
+        tick(1)
+        try:
+            source = copy_key(sr, f.dataset, parse_key(f.key), f.replica)
+            report.copied.append(f"{f.replica}: {f.key} from {source}")
+        except DssError as e:
+            report.failed.append(f"{f.replica}: {f.key}: {one_line(e)}")
+
+
+def _is_private(rel_in_ds: str) -> bool:
+    top = rel_in_ds.split("/", 1)[0]
+    return top in _PRIVATE or top.startswith(_PRIVATE_PREFIX) or rel_in_ds.startswith(OBJECTS_DIR + "/")
+
+
+def _differs(src: Backend, dst: Backend, mine: ObjectInfo, theirs: ObjectInfo | None) -> bool:
+    if theirs is None or theirs.size != mine.size:
+        return True
+    if mine.size <= _COMPARE_BYTES:
+        return src.read_bytes(mine.relpath) != dst.read_bytes(mine.relpath)
+    return False  # packs and archives are immutable under their names
+
+
+def sync_files(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
+               tick: Callable[[int], None]) -> None:
+    """Copy the store's non-key files (what makes a bucket a RIA store) to every mirror."""
+    src = sr.primary
+    root = src.local_root
+    if root is None:
+        return
+    tops = [info for rel in (VERSION_FILE, CONFIG_RELPATH) if (info := src.info(rel)) is not None]
+    ds_rels = [dataset_relpath(d) for d in datasets]
+    wanted = list(tops)
+    for ds_rel in ds_rels:
+        wanted += [o for o in src.iter_objects(ds_rel)
+                   if not _is_private(o.relpath[len(ds_rel) + 1:])]
+    for name, dst in sr.backends[1:]:
+        try:
+            have = {rel: info for rel in (VERSION_FILE, CONFIG_RELPATH)
+                    if (info := dst.info(rel)) is not None}
+            for ds_rel in ds_rels:
+                have.update((o.relpath, o) for o in dst.iter_objects(ds_rel)
+                            if not _is_private(o.relpath[len(ds_rel) + 1:]))
+            for mine in wanted:
+                if _differs(src, dst, mine, have.get(mine.relpath)):
+                    tick(1)
+                    dst.put_file(root / mine.relpath, mine.relpath)
+                    report.copied.append(f"{name}: {mine.relpath}")
+        except DssError as e:
+            report.failed.append(f"{name}: {one_line(e)}")
+
+
+def sync(sr: StoreReplicas, datasets: list[str],
+         tick: Callable[[int], None] | None = None) -> SyncReport:
+    report = SyncReport()
+    step = tick or (lambda _n: None)
+    drain_queue(sr, report, step)
+    copy_missing(sr, datasets, report, step)
+    sync_files(sr, datasets, report, step)
+    return report

@@ -1,0 +1,208 @@
+"""The Backend contract as tests: each backend's test file subclasses BackendContract in a few lines."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from dss_remote.backends.base import Backend, ObjectInfo
+from ria_store.errors import DssError, NotFoundError, UnsafePathError
+
+MiB = 1 << 20
+#: above the 8 MiB where S3 goes multipart and GCS resumable
+LARGE = 9 * MiB
+
+
+def local_checksum(name: str, data: bytes) -> str:
+    """What a service's checksum `name` must be for `data`, computed here."""
+    if name == "crc32":
+        return f"{zlib.crc32(data):08x}"
+    if name == "crc32c":
+        import google_crc32c
+
+        checksum: Any = google_crc32c.Checksum  # untyped in the library
+        return bytes(checksum(data).digest()).hex()
+    if name == "md5":
+        return hashlib.md5(data).hexdigest()
+    if name == "sha256":
+        return hashlib.sha256(data).hexdigest()
+    raise AssertionError(f"no local implementation of checksum {name!r}")
+
+
+def write_source(tmp_path: Path, data: bytes, name: str = "src.bin") -> Path:
+    src = tmp_path / name
+    src.write_bytes(data)
+    return src
+
+
+def fetch(backend: Backend, relpath: str, tmp_path: Path,
+          progress: Callable[[int], None] | None = None) -> tuple[int, bytes]:
+    """get_file into a fresh file, as the special remote does; (count returned, bytes written)."""
+    dst = tmp_path / f"dst-{os.urandom(4).hex()}"
+    fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        count = backend.get_file(relpath, fd, progress)
+    finally:
+        os.close(fd)
+    return count, dst.read_bytes()
+
+
+def listed(backend: Backend, prefix: str) -> dict[str, int]:
+    return {o.relpath: o.size for o in backend.iter_objects(prefix)}
+
+
+def check_progress(calls: list[int], size: int) -> None:
+    """Progress is cumulative and ends at the size; a backend may stay silent for tiny files."""
+    if size >= MiB:
+        assert calls, "no progress reported"
+    if calls:
+        assert calls[-1] == size
+    assert all(0 <= c <= size for c in calls)
+
+
+UNSAFE = ["../x", "a/../../x", "/abs/x", ""]
+
+
+class BackendContract:
+    """Abstract: subclasses provide a `backend` fixture returning a fresh, empty backend."""
+
+    #: True for backends whose service keeps checksums (S3, GCS): `recorded` must match them
+    has_checksums: ClassVar[bool] = False
+
+    @pytest.mark.parametrize("size", [0, 1, 3 * MiB], ids=["empty", "one-byte", "3MiB"])
+    def test_put_get_round_trip(self, backend: Backend, tmp_path: Path, size: int) -> None:
+        data = os.urandom(size)
+        put_calls: list[int] = []
+        backend.put_file(write_source(tmp_path, data), "ab/cd/KEY/KEY", put_calls.append)
+        check_progress(put_calls, size)
+        info = backend.info("ab/cd/KEY/KEY")
+        assert info is not None and info.size == size
+        get_calls: list[int] = []
+        count, got = fetch(backend, "ab/cd/KEY/KEY", tmp_path, get_calls.append)
+        assert (count, got) == (size, data)
+        check_progress(get_calls, size)
+
+    def test_large_file_round_trip(self, backend: Backend, tmp_path: Path) -> None:
+        data = os.urandom(LARGE)
+        calls: list[int] = []
+        backend.put_file(write_source(tmp_path, data), "big/KEY", calls.append)
+        check_progress(calls, LARGE)
+        assert calls == sorted(calls)
+        info = backend.info("big/KEY")
+        assert info is not None and info.size == LARGE
+        count, got = fetch(backend, "big/KEY", tmp_path)
+        assert count == LARGE
+        assert got == data
+
+    def test_info_of_absent_object_is_none(self, backend: Backend) -> None:
+        assert backend.info("no/such/KEY") is None
+
+    def test_get_file_of_absent_object_raises_not_found(self, backend: Backend, tmp_path: Path) -> None:
+        with pytest.raises(NotFoundError):
+            fetch(backend, "no/such/KEY", tmp_path)
+
+    def test_read_bytes_of_absent_object_raises_not_found(self, backend: Backend) -> None:
+        with pytest.raises(NotFoundError):
+            backend.read_bytes("no/such/config")
+
+    def test_read_write_bytes_round_trip(self, backend: Backend) -> None:
+        backend.write_bytes("dss/config.json", b'{"a": 1}\n')
+        assert backend.read_bytes("dss/config.json") == b'{"a": 1}\n'
+        info = backend.info("dss/config.json")
+        assert info is not None and info.size == 9
+
+    def test_write_bytes_overwrites(self, backend: Backend) -> None:
+        backend.write_bytes("meta/ria-layout-version", b"1\n")
+        backend.write_bytes("meta/ria-layout-version", b"2 a longer version\n")
+        assert backend.read_bytes("meta/ria-layout-version") == b"2 a longer version\n"
+        # one object of the new size, and no temp file left beside it
+        assert listed(backend, "meta") == {"meta/ria-layout-version": len(b"2 a longer version\n")}
+
+    def test_put_file_overwrites(self, backend: Backend, tmp_path: Path) -> None:
+        backend.put_file(write_source(tmp_path, b"old", "a"), "k/KEY")
+        backend.put_file(write_source(tmp_path, b"new content", "b"), "k/KEY")
+        assert fetch(backend, "k/KEY", tmp_path)[1] == b"new content"
+        assert listed(backend, "k") == {"k/KEY": 11}
+
+    def test_remove(self, backend: Backend, tmp_path: Path) -> None:
+        backend.put_file(write_source(tmp_path, b"x" * 10), "ab/cd/KEY/KEY")
+        backend.remove("ab/cd/KEY/KEY")
+        assert backend.info("ab/cd/KEY/KEY") is None
+        backend.remove("ab/cd/KEY/KEY")  # already gone: fine
+        backend.remove("never/there")
+        assert listed(backend, "ab") == {}
+
+    def test_iter_objects_lists_exactly_what_was_put(self, backend: Backend, tmp_path: Path) -> None:
+        objects = {"ab/cd/KEY1/KEY1": b"1", "ab/cd/KEY2/KEY2": b"22", "ab/ef/KEY3/KEY3": b"",
+                   "abc/KEY4": b"4444", "other/KEY5": b"55555"}
+        for relpath, data in objects.items():
+            backend.put_file(write_source(tmp_path, data, relpath.replace("/", "_")), relpath)
+        assert listed(backend, "ab") == {k: len(v) for k, v in objects.items() if k.startswith("ab/")}
+        assert listed(backend, "ab/cd") == {"ab/cd/KEY1/KEY1": 1, "ab/cd/KEY2/KEY2": 2}
+        assert listed(backend, "other") == {"other/KEY5": 5}
+        assert all(isinstance(o, ObjectInfo) for o in backend.iter_objects("ab"))
+
+    def test_iter_objects_of_empty_prefix_lists_nothing(self, backend: Backend, tmp_path: Path) -> None:
+        assert listed(backend, "nothing") == {}
+        backend.put_file(write_source(tmp_path, b"x"), "some/KEY")
+        assert listed(backend, "nothing/here") == {}
+        assert listed(backend, "som") == {}  # a prefix is a directory, not a string prefix
+
+    @pytest.mark.parametrize("relpath", UNSAFE)
+    @pytest.mark.parametrize("method", ["info", "get_file", "put_file", "read_bytes", "write_bytes",
+                                        "remove", "iter_objects"])
+    def test_unsafe_relpaths_are_refused(self, backend: Backend, tmp_path: Path, method: str,
+                                         relpath: str) -> None:
+        src = write_source(tmp_path, b"data")
+        fd = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT, 0o600)
+        calls: dict[str, Callable[[], Any]] = {
+            "info": lambda: backend.info(relpath), "get_file": lambda: backend.get_file(relpath, fd),
+            "put_file": lambda: backend.put_file(src, relpath),
+            "read_bytes": lambda: backend.read_bytes(relpath),
+            "write_bytes": lambda: backend.write_bytes(relpath, b"x"),
+            "remove": lambda: backend.remove(relpath),
+            "iter_objects": lambda: list(backend.iter_objects(relpath))}
+        try:
+            with pytest.raises(UnsafePathError):
+                calls[method]()
+        finally:
+            os.close(fd)
+
+    def test_put_file_from_missing_source_leaves_nothing(self, backend: Backend, tmp_path: Path) -> None:
+        with pytest.raises(DssError):
+            backend.put_file(tmp_path / "missing", "ab/KEY/KEY")
+        assert backend.info("ab/KEY/KEY") is None
+        assert listed(backend, "ab") == {}
+
+    @pytest.mark.parametrize("size", [5, LARGE], ids=["single", "multipart"])
+    def test_recorded_checksums_match_the_service(self, backend: Backend, tmp_path: Path,
+                                                  size: int) -> None:
+        """What fsck relies on: recorded (from the source) == the service's own, == computed here."""
+        data = os.urandom(size)
+        backend.put_file(write_source(tmp_path, data), "sum/KEY")
+        info = backend.info("sum/KEY")
+        assert info is not None
+        if not self.has_checksums:
+            assert (dict(info.checksums), dict(info.recorded)) == ({}, {})
+            return
+        assert info.recorded, "put_file recorded no checksum"
+        for name, value in info.recorded.items():
+            assert info.checksums.get(name) == value, f"{name}: service {info.checksums} != {info.recorded}"
+        for name, value in info.checksums.items():
+            assert value == local_checksum(name, data), name
+
+    def test_write_bytes_records_checksums(self, backend: Backend) -> None:
+        backend.write_bytes("dss/config.json", b"{}\n")
+        info = backend.info("dss/config.json")
+        assert info is not None
+        if not self.has_checksums:
+            return
+        assert info.recorded
+        for name, value in info.recorded.items():
+            assert info.checksums.get(name) == value == local_checksum(name, b"{}\n")

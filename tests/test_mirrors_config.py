@@ -1,0 +1,96 @@
+"""The mirror list in `dss/config.json`: strict parsing, one-line errors naming the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from annex_double import AnnexDouble
+
+from dss_remote.cli import main
+from dss_remote.mirrors import check_mirror_url, parse_mirror
+from dss_remote.store_config import parse_config, read_config
+from ria_store.errors import ConfigError
+
+
+def cfg(**fields: object) -> str:
+    return json.dumps({"version": 1, **fields})
+
+
+def test_mirror_entries_round_trip() -> None:
+    c = parse_config(cfg(mirrors=["s3://lab-store/main",
+                                  {"url": "gs://lab-store/main/", "name": "gcs", "storage_class": "NEARLINE"},
+                                  {"url": "s3://other/x", "endpoint_url": "http://127.0.0.1:9000",
+                                   "region": "eu-west-1"}],
+                         write_quorum=2), "t")
+    assert [m.name for m in c.mirrors] == ["s3-lab-store", "gcs", "s3-other"]
+    assert c.mirrors[1].url == "gs://lab-store/main"  # normalised
+    assert c.quorum == 2
+    assert parse_config(c.dumps(), "t") == c
+
+
+def test_mirror_url_unknown_scheme_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as err:
+        check_mirror_url("ftp://host/store")
+    msg = str(err.value)
+    assert "unknown scheme ftp:" in msg and "s3://" in msg and "gs://" in msg and "\n" not in msg
+
+
+def test_mirror_url_carrying_credentials_is_refused() -> None:
+    with pytest.raises(ConfigError, match="must not carry credentials"):
+        check_mirror_url("s3://AKIA:secret@bucket/prefix")
+
+
+def test_mirror_url_bad_bucket_and_traversal() -> None:
+    with pytest.raises(ConfigError, match="not a valid bucket name"):
+        check_mirror_url("s3://B_/x")
+    with pytest.raises(ConfigError, match="unsafe prefix"):
+        check_mirror_url("gs://bucket/a/../b")
+
+
+def test_store_config_unknown_field_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) 'mirors'.*remove them or upgrade"):
+        parse_config(cfg(mirors=[]), "dss/config.json")
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) 'bucket'"):
+        parse_mirror({"url": "s3://abc/x", "bucket": "abc"}, "m")
+
+
+def test_store_config_credentials_are_refused() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(cfg(mirrors=[{"url": "s3://abc/x", "aws_secret_access_key": "x"}]), "dss/config.json")
+    assert "looks like a credential" in str(err.value) and "AWS_PROFILE" in str(err.value)
+
+
+def test_store_config_quorum_out_of_range() -> None:
+    with pytest.raises(ConfigError, match=r'write_quorum 3 must be "all" or a number from 1 to 2'):
+        parse_config(cfg(mirrors=["s3://abc/x"], write_quorum=3), "t")
+    with pytest.raises(ConfigError, match="write_quorum 'most'"):
+        parse_config(cfg(write_quorum="most"), "t")
+
+
+def test_store_config_duplicate_mirror_names() -> None:
+    with pytest.raises(ConfigError, match="two mirrors share the name 'x'"):
+        parse_config(cfg(mirrors=[{"url": "s3://abc/1", "name": "x"},
+                                  {"url": "s3://abc/2", "name": "x"}]), "t")
+
+
+def test_store_config_not_json_fails_prepare_naming_the_file(annex: AnnexDouble, store: Path) -> None:
+    (store / "dss" / "config.json").write_text('{"version": 1, "mirrors": [}')
+    prepare, = annex.converse(["PREPARE"])
+    assert prepare.startswith("PREPARE-FAILURE ") and "dss/config.json is not valid JSON" in prepare
+
+
+def test_store_config_unknown_mirror_scheme_fails_prepare(annex: AnnexDouble, store: Path) -> None:
+    (store / "dss" / "config.json").write_text(cfg(mirrors=["azure://x/y"]))
+    prepare, = annex.converse(["PREPARE"])
+    assert prepare.startswith("PREPARE-FAILURE ") and "unknown scheme azure:" in prepare
+
+
+def test_cli_mirror_add_unknown_scheme(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (store / "dss" / "config.json").read_text()
+    assert main(["mirror", "add", str(store), "webdav://host/x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dss: error: mirror: mirror url 'webdav://host/x' has unknown scheme")
+    assert (store / "dss" / "config.json").read_text() == before
+    assert read_config(store).mirrors == ()

@@ -1,0 +1,167 @@
+"""ReplicaSet over a store and file:// mirrors: parallel quorum writes, repair queue, verified reads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from conftest import PLAIN_DSID
+
+from dss_remote import repair_queue
+from dss_remote.mirrors import Mirror
+from dss_remote.store_admin import add_mirror, set_quorum
+from dss_remote.store_config import read_config
+from dss_remote.store_replicas import StoreReplicas, open_replicas
+from ria_store.errors import CorruptError, NotFoundError, UnavailableError, WriteError
+from ria_store.keys import parse_key
+from ria_store.layout import dataset_relpath, object_relpath
+
+DATA = os.urandom(2 * 1024 * 1024 + 3)
+KEY = parse_key(f"SHA256E-s{len(DATA)}--{hashlib.sha256(DATA).hexdigest()}.dat")
+REL = f"{dataset_relpath(PLAIN_DSID)}/{object_relpath(KEY, '2')}"
+
+
+@pytest.fixture
+def payload(tmp_path: Path) -> Path:
+    p = tmp_path / "payload"
+    p.write_bytes(DATA)
+    return p
+
+
+@pytest.fixture
+def mirrors(store: Path, dsdir: Path, tmp_path: Path) -> list[Path]:
+    """Two file:// mirrors added with `dss mirror add`'s library call."""
+    roots = [tmp_path / "m1", tmp_path / "m2"]
+    for i, root in enumerate(roots):
+        add_mirror(store, Mirror(url=f"file://{root}", name=f"m{i + 1}"))
+    return roots
+
+
+def replicas(store: Path) -> StoreReplicas:
+    return open_replicas(f"ria+file://{store}", read_config(store))
+
+
+def test_store_writes_every_replica_and_makes_mirror_datasets(
+        store: Path, mirrors: list[Path], payload: Path) -> None:
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    seen: list[int] = []
+    rs.store(KEY, payload, seen.append)
+    for root in (store, *mirrors):
+        assert (root / REL).read_bytes() == DATA
+    for root in mirrors:
+        assert (root / "ria-layout-version").read_text() == "1\n"
+        assert (root / dataset_relpath(PLAIN_DSID) / "ria-layout-version").read_text() == "2\n"
+        assert (root / "dss" / "config.json").read_text() == (store / "dss" / "config.json").read_text()
+    assert seen and seen[-1] == len(DATA) and seen == sorted(seen)
+
+
+def _break(root: Path) -> None:
+    """Make every write under `root` fail (ENOTDIR), even for root: a file where the dataset dir goes."""
+    top = root / PLAIN_DSID[:3]
+    if top.is_dir():
+        os.rename(top, root / "moved-away")
+    top.write_text("blocker")
+
+
+def test_quorum_all_fails_naming_the_replica_and_queues_repair(
+        store: Path, mirrors: list[Path], payload: Path) -> None:
+    _break(mirrors[1])
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    with pytest.raises(WriteError) as err:
+        rs.store(KEY, payload)
+    msg = str(err.value)
+    assert "\n" not in msg and f"file://{mirrors[1]}" in msg and "2 of 3 replicas" in msg
+    assert "write_quorum needs 3" in msg
+    assert not list((mirrors[1]).glob("**/.dss-tmp-*")), "nothing partial on the failed mirror"
+    entries, problems = repair_queue.load([replicas(store).primary])
+    assert not problems
+    assert [(e.replica, e.key) for e in entries] == [("m2", KEY.text)]
+
+
+def test_quorum_one_succeeds_then_sync_drains_the_queue(
+        store: Path, mirrors: list[Path], payload: Path) -> None:
+    set_quorum(store, "2")
+    _break(mirrors[1])
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    rs.store(KEY, payload)  # 2 of 3 took it
+    assert not (mirrors[1] / REL).exists()
+    (mirrors[1] / PLAIN_DSID[:3]).unlink()  # the mirror comes back
+    from dss_remote.sync import sync
+    report = sync(replicas(store), [PLAIN_DSID])
+    assert report.ok, report.failed
+    assert (mirrors[1] / REL).read_bytes() == DATA
+    entries, _ = repair_queue.load([b for _, b in replicas(store).backends])
+    assert entries == []
+
+
+def test_read_skips_a_corrupt_copy_and_falls_back(store: Path, mirrors: list[Path], payload: Path,
+                                                  tmp_path: Path) -> None:
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    rs.store(KEY, payload)
+    obj = store / REL
+    obj.chmod(0o644)
+    obj.write_bytes(b"X" + DATA[1:])  # same size: only the checksum tells
+    out = tmp_path / "out"
+    rs.retrieve(KEY, out)
+    assert out.read_bytes() == DATA
+
+
+def test_read_error_names_every_replica(store: Path, mirrors: list[Path], payload: Path,
+                                        tmp_path: Path) -> None:
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    rs.store(KEY, payload)
+    for root in (store, mirrors[0]):
+        p = root / REL
+        p.chmod(0o644)
+        p.write_bytes(b"X" + DATA[1:])
+    # the last replica's checksum is git-annex's to verify (it tails the file); its size is ours
+    p = mirrors[1] / REL
+    p.chmod(0o644)
+    p.write_bytes(DATA[:-1])
+    with pytest.raises(UnavailableError) as err:
+        rs.retrieve(KEY, tmp_path / "out")
+    msg = str(err.value)
+    assert "\n" not in msg and "[store]" in msg and "[m1]" in msg and "[m2]" in msg
+    assert msg.count("does not match its key") == 2 and "bytes but key" in msg
+    assert not list(tmp_path.glob(".dss-tmp-*")), "no temp file left beside the destination"
+
+
+def test_absent_everywhere_is_not_found(store: Path, mirrors: list[Path], tmp_path: Path) -> None:
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    assert rs.present(KEY) is False
+    with pytest.raises(NotFoundError):
+        rs.retrieve(KEY, tmp_path / "out")
+
+
+def test_present_from_mirror_when_store_is_unmounted(store: Path, mirrors: list[Path],
+                                                     payload: Path, tmp_path: Path) -> None:
+    sr = replicas(store)
+    sr.for_dataset(PLAIN_DSID).store(KEY, payload)
+    os.rename(store, tmp_path / "unmounted")
+    rs = sr.for_dataset(PLAIN_DSID)
+    assert rs.present(KEY) is True
+    out = tmp_path / "out"
+    rs.retrieve(KEY, out)
+    assert out.read_bytes() == DATA
+
+
+def test_remove_fails_if_a_replica_may_still_hold_the_key(store: Path, mirrors: list[Path],
+                                                          payload: Path) -> None:
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    rs.store(KEY, payload)
+    rs.remove(KEY)
+    assert not any((root / REL).exists() for root in (store, *mirrors))
+
+
+def test_corrupt_mirror_copy_is_reported_by_the_read(store: Path, mirrors: list[Path], payload: Path,
+                                                     tmp_path: Path) -> None:
+    sr = replicas(store)
+    sr.for_dataset(PLAIN_DSID).store(KEY, payload)
+    p = mirrors[0] / REL
+    p.chmod(0o644)
+    p.write_bytes(DATA[:-1] + b"!")
+    m1 = sr.for_dataset(PLAIN_DSID).replicas[1]
+    with pytest.raises(CorruptError, match="does not match its key"):
+        m1.retrieve(KEY, tmp_path / "out")
