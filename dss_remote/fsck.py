@@ -103,9 +103,9 @@ def _shallow(backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, st
         return "corrupt", f"{info.size} bytes, the key says {expected}"
     if backend.local_root is not None:
         return None  # POSIX: size only; `--deep` hashes
-    if not info.checksums and not info.recorded:
-        info = backend.info(info.relpath) or info  # listings may lack checksums (S3)
     checksum = key.checksum
+    if not info.recorded and not (checksum is not None and checksum[0] in info.checksums):
+        info = backend.info(info.relpath) or info  # S3 listings carry no metadata: HEAD it
     if checksum is not None and checksum[0] in info.checksums and info.checksums[checksum[0]] != checksum[1]:
         return "corrupt", f"the service's {checksum[0]} {info.checksums[checksum[0]]} is not the key's"
     common = set(info.checksums) & set(info.recorded)
@@ -126,7 +126,8 @@ def _deep(backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, str] 
         if expected is not None and n != expected:
             return "corrupt", f"{n} bytes read, the key says {expected}"
         tmp.seek(0)
-        computed = Digests([checksum[0]] if checksum else []).read_from(tmp)
+        computed = Digests(["crc32", "crc32c", "md5", *([checksum[0]] if checksum else [])]
+                           ).read_from(tmp).hexdigests()
     if checksum is not None:
         got = computed[checksum[0]]
         return None if got == checksum[1] else ("corrupt", f"content {checksum[0]} {got} is not the key's")

@@ -54,9 +54,8 @@ class _MinProgress:
 class ReplicaSet:
     """The replicas of one dataset, cheapest first (the POSIX store, then its mirrors in order).
 
-    - `present` is True when any replica has the key, False when none that answered has it,
-      and raises UnavailableError when no replica could answer (git-annex must then hear
-      "cannot tell", not "absent").
+    - `present` is True when `quorum` replicas hold the key (see there); UnavailableError only
+      when no replica could answer (git-annex must then hear "cannot tell", not "absent").
     - `retrieve` tries replicas in order; each read is verified (size, and the key's checksum
       where it has one) and any failure falls back to the next; the error names each replica.
     - `store` writes all replicas in parallel and succeeds when `quorum` of them took the key;
@@ -94,22 +93,26 @@ class ReplicaSet:
         return list(self._pool.map(one, range(len(self.replicas))))
 
     def present(self, key: AnnexKey) -> bool:
+        """Present when `quorum` replicas hold the key: "stored as the store's policy asks".
+        A key on fewer is absent, so `copy --to` writes it again (filling the replicas that miss
+        it) and git-annex never counts a copy the policy does not consider safe. "Absent" is the
+        safe side when some replicas cannot answer (git-annex only drops on "present"); only when
+        none can answer is it "cannot tell" (an unmounted store without reachable mirrors)."""
+        have = 0
         failures: list[tuple[str, DssError]] = []
-        answered = False
         for r in self.replicas:
             try:
                 if r.present(key):
-                    return True
-                answered = True
+                    have += 1
+                    if have >= self.quorum:
+                        return True
             except DssError as e:
                 failures.append((r.label, e))
-        if failures and not answered:
+        if len(failures) == len(self.replicas):
             raise UnavailableError(self._why(failures))
         if failures:
-            # Some replica said "absent" and the others could not answer. "Absent" is the safe
-            # side for git-annex (it only ever drops on "present"), and a copy must still work
-            # while a mirror is down (write_quorum below "all").
-            logger.info("%s: absent where replicas answered; unknown on %s", key, self._why(failures))
+            logger.info("%s: on %d replicas, write_quorum %d; unknown on %s", key, have, self.quorum,
+                        self._why(failures))
         return False
 
     def retrieve(self, key: AnnexKey, dst: Path, progress: Progress | None = None) -> None:
@@ -150,8 +153,14 @@ class ReplicaSet:
 
     def store(self, key: AnnexKey, src: Path, progress: Progress | None = None) -> None:
         tracker = _MinProgress(progress, len(self.replicas)) if progress is not None else None
-        results = self._each(lambda i, r: r.store(
-            key, src, tracker.for_replica(i) if tracker is not None else None))
+
+        def one(i: int, r: DatasetObjects) -> None:
+            report = tracker.for_replica(i) if tracker is not None else None
+            r.store(key, src, report)
+            if report is not None:  # a replica that had the key already reported nothing
+                report(src.stat().st_size)
+
+        results = self._each(one)
         failures = [(r.label, e) for r, e in zip(self.replicas, results, strict=True)
                     if isinstance(e, DssError)]
         if not failures:

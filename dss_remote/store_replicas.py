@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ria_store.archive import ArchiveReader
@@ -28,6 +28,7 @@ class StoreReplicas:
 
     config: StoreConfig
     backends: list[tuple[str, Backend]]
+    _sets: dict[str, ReplicaSet] = field(default_factory=dict)
 
     @property
     def primary(self) -> Backend:
@@ -41,7 +42,12 @@ class StoreReplicas:
         raise DssError(f"no replica named {name!r} (this store has: {names})")
 
     def for_dataset(self, dsid: str, archives: ArchiveReader | None = None) -> ReplicaSet:
-        archives = archives or ArchiveReader()
+        """The dataset's ReplicaSet, made once (layout versions are then read once per replica)."""
+        if dsid not in self._sets:
+            self._sets[dsid] = self._replica_set(dsid, archives or ArchiveReader())
+        return self._sets[dsid]
+
+    def _replica_set(self, dsid: str, archives: ArchiveReader) -> ReplicaSet:
         primary = DatasetObjects(self.primary, dsid, archives, name=PRIMARY_NAME)
         version = DEFAULT_OBJECT_TREE_VERSION
         try:

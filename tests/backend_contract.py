@@ -7,11 +7,12 @@ import os
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import pytest
 
 from dss_remote.backends.base import Backend, ObjectInfo
+from dss_remote.checksums import Digests
 from ria_store.errors import DssError, NotFoundError, UnsafePathError
 
 MiB = 1 << 20
@@ -206,3 +207,14 @@ class BackendContract:
         assert info.recorded
         for name, value in info.recorded.items():
             assert info.checksums.get(name) == value == local_checksum(name, b"{}\n")
+
+
+class ChangeSourceAfterDigest(Digests):
+    """Digests that, once the source was read, change its first bytes: what was checksummed is
+    then not what gets uploaded (a file modified during an upload, or bytes corrupted in transit)."""
+
+    def read_from(self, f: BinaryIO) -> Digests:
+        super().read_from(f)
+        with open(f.name, "r+b") as w:
+            w.write(b"\xff\x00\xff")
+        return self

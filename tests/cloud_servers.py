@@ -95,12 +95,13 @@ class LoopbackServer:
         except OSError:
             return ""
 
-    def start(self) -> LoopbackServer:
+    def start(self, port: int | None = None) -> LoopbackServer:
+        """Start on `port` (a restart on the same endpoint), else on a free one."""
         exe = BINDIR / self.program
         if not exe.exists():
             pytest.fail(f"{self.program} is not installed in {BINDIR}; run {TEST_INSTALL}")
         for attempt in range(3):  # another process may take the free port before the server binds it
-            self.port = free_port()
+            self.port = port or free_port()
             self._log = self._dir / f"{self.program}-{attempt}.log"
             with open(self._log, "wb") as log:
                 self._proc = subprocess.Popen([str(exe), *self._args(self.port)], cwd=self._dir,

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_contract import LARGE, BackendContract, fetch, listed, write_source
+from backend_contract import LARGE, BackendContract, ChangeSourceAfterDigest, fetch, listed, write_source
 from cloud_servers import MirrorFixture, free_port, gcs_admin_client, silent_listener
 
 from dss_remote.backends import gcs
 from dss_remote.backends.gcs import GcsBackend
+from dss_remote.checksums import Digests
 from ria_store.errors import AccessError, CorruptError, UnavailableError
 
 # small timeouts for the outage tests: each request is bounded by TIMEOUT, retries by 3 * TIMEOUT
@@ -135,13 +136,11 @@ def test_gcs_upload_with_wrong_md5_leaves_nothing(gcs_mirror: MirrorFixture, gcs
                                                   size: int) -> None:
     """The md5Hash declared with the upload is not that of the bytes sent: the service refuses it
     (gcp-storage-emulator and GCS answer 400) and nothing becomes visible."""
-    real_digest = gcs._digest
+    class WrongMd5(Digests):
+        def hexdigests(self) -> dict[str, str]:
+            return {**super().hexdigests(), "md5": hashlib.md5(b"something else").hexdigest()}
 
-    def wrong_md5(f: Any) -> tuple[int, bytes, bytes]:
-        size, crc, _ = real_digest(f)
-        return size, crc, hashlib.md5(b"something else").digest()
-
-    monkeypatch.setattr(gcs, "_digest", wrong_md5)
+    monkeypatch.setattr(gcs, "Digests", WrongMd5)
     backend = GcsBackend(gcs_mirror.url, endpoint_url=gcs_mirror.endpoint_url)
     with pytest.raises(CorruptError) as exc:
         backend.put_file(write_source(tmp_path, os.urandom(size)), "ab/KEY")
@@ -154,15 +153,7 @@ def test_gcs_upload_with_wrong_md5_leaves_nothing(gcs_mirror: MirrorFixture, gcs
 def test_gcs_source_changed_during_upload_leaves_nothing(gcs_mirror: MirrorFixture, gcs_server: Any,
                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          size: int) -> None:
-    real_digest = gcs._digest
-
-    def digest_then_change(f: Any) -> tuple[int, bytes, bytes]:
-        result = real_digest(f)
-        with open(f.name, "r+b") as w:
-            w.write(b"\xff\x00\xff")
-        return result
-
-    monkeypatch.setattr(gcs, "_digest", digest_then_change)
+    monkeypatch.setattr(gcs, "Digests", ChangeSourceAfterDigest)
     backend = GcsBackend(gcs_mirror.url, endpoint_url=gcs_mirror.endpoint_url)
     with pytest.raises(CorruptError):
         backend.put_file(write_source(tmp_path, bytes(size)), "ab/KEY")
@@ -195,15 +186,7 @@ def test_gcs_service_ignoring_declared_checksums_still_leaves_nothing(
         size: int) -> None:
     """A service that does not verify declared hashes (fake-gcs-server accepts a wrong md5Hash):
     the hashes it reports for what it stored must still match the source, or the object goes."""
-    real_digest = gcs._digest
-
-    def digest_then_change(f: Any) -> tuple[int, bytes, bytes]:
-        result = real_digest(f)
-        with open(f.name, "r+b") as w:
-            w.write(b"\xff\x00\xff")
-        return result
-
-    monkeypatch.setattr(gcs, "_digest", digest_then_change)
+    monkeypatch.setattr(gcs, "Digests", ChangeSourceAfterDigest)
     monkeypatch.setattr(gcs, "_declare_checksums", lambda blob, crc, md5: None)
     backend = GcsBackend(gcs_mirror.url, endpoint_url=gcs_mirror.endpoint_url)
     with pytest.raises(CorruptError) as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_contract import LARGE, BackendContract, fetch, listed, write_source
+from backend_contract import LARGE, BackendContract, ChangeSourceAfterDigest, fetch, listed, write_source
 from botocore import exceptions as bce
 from cloud_servers import AuthS3Server, Keys, MirrorFixture, free_port, s3_admin_client, silent_listener
 
@@ -199,15 +199,7 @@ def test_s3_corrupted_upload_leaves_nothing(s3_mirror: MirrorFixture, s3_server:
     """The bytes sent differ from those checksummed (here: the source changes in between).
     Real S3 refuses the PUT or the CompleteMultipartUpload (BadDigest); moto accepts anything, so
     the backend's own check of the ETag / full-object CRC32 must catch it and delete the object."""
-    real_digest = s3._digest
-
-    def digest_then_change(f: Any, with_md5: bool) -> tuple[int, int, str | None]:
-        result = real_digest(f, with_md5)
-        with open(f.name, "r+b") as w:
-            w.write(b"\xff\x00\xff")
-        return result
-
-    monkeypatch.setattr(s3, "_digest", digest_then_change)
+    monkeypatch.setattr(s3, "Digests", ChangeSourceAfterDigest)
     backend = S3Backend(s3_mirror.url, endpoint_url=s3_mirror.endpoint_url)
     with pytest.raises(CorruptError) as exc:
         backend.put_file(write_source(tmp_path, bytes(size)), "ab/KEY")

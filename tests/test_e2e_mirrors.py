@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cloud_servers import MirrorFixture
+from cloud_servers import AuthS3Server, Keys, MirrorFixture
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
 
 from dss_remote.backends import backend_for_mirror
@@ -212,3 +213,39 @@ def test_backend_for_mirror_is_used_for_both_kinds(cloud: CloudStore) -> None:
     cfg = read_config(cloud.store)
     kinds = sorted(backend_for_mirror(m).kind for m in cfg.mirrors)
     assert kinds == ["gcs", "s3"]
+
+
+def test_wrong_credentials_and_read_only_keys_through_git_annex(
+        store: Path, dataset: Path, s3_auth_server: AuthS3Server, s3_env: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials come from the environment (boto3's chain): wrong ones and read-only ones each get
+    a one-line error naming the replica and the fix, and nothing reaches the bucket."""
+    url = f"s3://{s3_auth_server.bucket}/{uuid.uuid4().hex}"
+
+    def use(keys: Keys) -> None:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys.access_key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys.secret_access_key)
+
+    use(s3_auth_server.admin)
+    add_mirror(store, Mirror(url=url, name="s3", endpoint_url=s3_auth_server.endpoint))
+    sib = create_sibling(dataset, "store", f"ria+file://{store}")
+    ds_rel = dataset_relpath(sib.dataset_id)
+    run("git", "annex", "copy", "--to", "store-storage", "small.txt", cwd=dataset)  # admin may write
+    for keys, expected in ((Keys("AKIAINVALIDINVALID00", "bogus"), "credentials rejected"),
+                           (s3_auth_server.reader, "access denied on write")):
+        use(keys)
+        res = run("git", "annex", "copy", "--to", "store-storage", "dir/data.bin", cwd=dataset,
+                  check=False)
+        out = res.stdout + res.stderr
+        line = next((ln for ln in out.splitlines() if "[s3]" in ln), out)
+        assert res.returncode != 0 and expected in line and f"replica {url}" in line
+        assert "AWS_" in line or "s3:PutObject" in line, line
+    backend = dict(open_replicas(f"ria+file://{store}", read_config(store)).backends)["s3"]
+    use(s3_auth_server.admin)
+    assert [o.relpath for o in backend.iter_objects(ds_rel) if "data.bin" in o.relpath] == []
+    # the read-only keys still read
+    use(s3_auth_server.reader)
+    run("git", "annex", "drop", "--force", "small.txt", cwd=dataset)
+    shutil.rmtree(store / ds_rel / "annex" / "objects")
+    run("git", "annex", "get", "small.txt", cwd=dataset)
+    assert (dataset / "small.txt").read_bytes() == SAMPLE["small.txt"]

@@ -128,6 +128,19 @@ def test_read_error_names_every_replica(store: Path, mirrors: list[Path], payloa
     assert not list(tmp_path.glob(".dss-tmp-*")), "no temp file left beside the destination"
 
 
+def test_present_means_the_write_quorum_holds(store: Path, mirrors: list[Path], payload: Path) -> None:
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    rs.store(KEY, payload)
+    assert rs.present(KEY) is True
+    (mirrors[1] / REL).unlink()
+    assert rs.present(KEY) is False, "on 2 of 3 with write_quorum all: copy must write it again"
+    rs.store(KEY, payload)
+    assert (mirrors[1] / REL).read_bytes() == DATA
+    rs.quorum = 2
+    (mirrors[0] / REL).unlink()
+    assert rs.present(KEY) is True
+
+
 def test_absent_everywhere_is_not_found(store: Path, mirrors: list[Path], tmp_path: Path) -> None:
     rs = replicas(store).for_dataset(PLAIN_DSID)
     assert rs.present(KEY) is False
@@ -137,11 +150,14 @@ def test_absent_everywhere_is_not_found(store: Path, mirrors: list[Path], tmp_pa
 
 def test_present_from_mirror_when_store_is_unmounted(store: Path, mirrors: list[Path],
                                                      payload: Path, tmp_path: Path) -> None:
+    replicas(store).for_dataset(PLAIN_DSID).store(KEY, payload)
+    set_quorum(store, "2")
     sr = replicas(store)
-    sr.for_dataset(PLAIN_DSID).store(KEY, payload)
     os.rename(store, tmp_path / "unmounted")
     rs = sr.for_dataset(PLAIN_DSID)
-    assert rs.present(KEY) is True
+    assert rs.present(KEY) is True  # 2 of 3 hold it: write_quorum 2 is met without the store
+    rs.quorum = 3
+    assert rs.present(KEY) is False  # "all" is not known to hold: the safe answer
     out = tmp_path / "out"
     rs.retrieve(KEY, out)
     assert out.read_bytes() == DATA

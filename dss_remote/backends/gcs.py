@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import logging
 import os
@@ -11,7 +10,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
 
 import google.auth
 import google_crc32c
@@ -24,10 +22,8 @@ from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from ria_store.atomic import write_all
 from ria_store.errors import (
     AccessError,
-    ConfigError,
     CorruptError,
     DssError,
     NotFoundError,
@@ -37,14 +33,15 @@ from ria_store.errors import (
     one_line,
 )
 
+from ..checksums import Digests, b64_to_hex, is_hex
 from .base import Backend, ObjectInfo, Progress, check_relpath
+from .cloud_common import FdWriter, split_bucket_url
 
 logger = logging.getLogger(__name__)
 
 #: google-cloud-storage uploads larger files resumably, in chunks of CHUNK (a multiple of 256 KiB)
 MULTIPART = 8 << 20
 CHUNK = 16 << 20
-READ_CHUNK = 1 << 20
 #: object metadata holding the checksums dss computed from the source
 META_CRC32C = "dss-crc32c"
 META_MD5 = "dss-md5"
@@ -62,58 +59,26 @@ _Anonymous: Any = AnonymousCredentials
 
 
 def split_gs_url(url: str) -> tuple[str, str]:
-    """`gs://bucket/a/b` -> ("bucket", "a/b"); the prefix may be empty."""
-    parts = urlsplit(url)
-    if parts.scheme != "gs" or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"mirror url {url!r} is not a GCS url; use gs://bucket/prefix")
-    prefix = parts.path.strip("/")
-    if prefix and (".." in prefix.split("/") or "//" in prefix):
-        raise ConfigError(f"mirror url {url!r} has an unsafe prefix; use gs://bucket/a/b")
-    return parts.netloc, prefix
+    return split_bucket_url(url, "gs")
 
 
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-def _b64_to_hex(value: object) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return base64.b64decode(value, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _is_hex(value: str, length: int) -> bool:
-    return len(value) == length and all(c in "0123456789abcdef" for c in value)
-
-
-def _digest(f: BinaryIO) -> tuple[int, bytes, bytes]:
-    """Size, CRC32C and MD5 of a file, in one pass."""
-    crc = _Crc32c()
-    md5 = hashlib.md5(usedforsecurity=False)
-    size = 0
-    while chunk := f.read(READ_CHUNK):
-        crc.update(chunk)
-        md5.update(chunk)
-        size += len(chunk)
-    return size, bytes(crc.digest()), md5.digest()
-
-
 def _object_info(relpath: str, blob: Any) -> ObjectInfo:
     checksums: dict[str, str] = {}
-    crc = _b64_to_hex(blob.crc32c)
+    crc = b64_to_hex(blob.crc32c)
     if crc is not None:
         checksums["crc32c"] = crc
-    md5 = _b64_to_hex(blob.md5_hash)  # composite objects have none
+    md5 = b64_to_hex(blob.md5_hash)  # composite objects have none
     if md5 is not None:
         checksums["md5"] = md5
     recorded: dict[str, str] = {}
     meta = blob.metadata or {}
     for name, key, length in (("crc32c", META_CRC32C, 8), ("md5", META_MD5, 32)):
         value = str(meta.get(key, "")).lower()
-        if _is_hex(value, length):
+        if is_hex(value, length):
             recorded[name] = value
     return ObjectInfo(relpath, int(blob.size or 0), checksums, recorded)
 
@@ -172,22 +137,6 @@ class _ProgressReader:
 
     def tell(self) -> int:
         return self._f.tell()
-
-
-class _FdWriter:
-    """A write-only file object on a raw fd, counting what it wrote."""
-
-    def __init__(self, fd: int, progress: Progress | None) -> None:
-        self.fd = fd
-        self.count = 0
-        self._progress = progress
-
-    def write(self, data: bytes) -> int:
-        write_all(self.fd, data)
-        self.count += len(data)
-        if self._progress is not None:
-            self._progress(self.count)
-        return len(data)
 
 
 class GcsBackend(Backend):
@@ -344,7 +293,7 @@ class GcsBackend(Backend):
         except _SDK_ERRORS as e:
             raise self._error(e, "write", relpath) from e
         # the upload's response set these from the service's own view of the stored bytes
-        stored = (_b64_to_hex(blob.crc32c), _b64_to_hex(blob.md5_hash))
+        stored = (b64_to_hex(blob.crc32c), b64_to_hex(blob.md5_hash))
         if stored[0] not in (None, crc.hex()) or stored[1] not in (None, md5.hex()):
             raise self._discard_corrupt(blob, relpath, f"crc32c {stored[0]}, md5 {stored[1]}; the source "
                                         f"has crc32c {crc.hex()}, md5 {md5.hex()}")
@@ -367,7 +316,7 @@ class GcsBackend(Backend):
 
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
         key = self._key(relpath)
-        writer = _FdWriter(dst_fd, progress)
+        writer = FdWriter(dst_fd, progress)
         try:
             # raw: the stored bytes, never decompressed; the library checks them against crc32c
             self._bucket().blob(key).download_to_file(writer, raw_download=True, checksum="crc32c",
@@ -389,7 +338,9 @@ class GcsBackend(Backend):
             raise from_os_error(e, f"local file {src}") from e
         with f:
             try:
-                size, crc, md5 = _digest(f)
+                digests = Digests(["crc32c", "md5"]).read_from(f)
+                sums = digests.hexdigests()
+                size, crc, md5 = digests.size, bytes.fromhex(sums["crc32c"]), bytes.fromhex(sums["md5"])
                 f.seek(0)
             except OSError as e:
                 raise from_os_error(e, f"local file {src}") from e

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import os
@@ -12,7 +10,6 @@ import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
-from urllib.parse import urlsplit
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -22,10 +19,8 @@ from botocore.config import Config
 from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceededError
 from s3transfer.subscribers import BaseSubscriber
 
-from ria_store.atomic import write_all
 from ria_store.errors import (
     AccessError,
-    ConfigError,
     CorruptError,
     DssError,
     NotFoundError,
@@ -35,7 +30,9 @@ from ria_store.errors import (
     one_line,
 )
 
+from ..checksums import Digests, b64_to_hex, hex_to_b64, is_hex
 from .base import Backend, ObjectInfo, Progress, check_relpath
+from .cloud_common import FdWriter, split_bucket_url
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -44,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 #: files from this size on go up in parts of this size (s3transfer's multipart upload)
 MULTIPART = 8 << 20
-READ_CHUNK = 1 << 20
 #: object metadata holding the CRC32 dss computed from the source (x-amz-meta-dss-crc32)
 META_CRC32 = "dss-crc32"
 
@@ -68,48 +64,13 @@ _ACTIONS = {"read": "s3:GetObject", "write": "s3:PutObject", "delete": "s3:Delet
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/a/b` -> ("bucket", "a/b"); the prefix may be empty."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"mirror url {url!r} is not an S3 url; use s3://bucket/prefix")
-    prefix = parts.path.strip("/")
-    if prefix and (".." in prefix.split("/") or "//" in prefix):
-        raise ConfigError(f"mirror url {url!r} has an unsafe prefix; use s3://bucket/a/b")
-    return parts.netloc, prefix
-
-
-def _b64_crc(crc: int) -> str:
-    return base64.b64encode(crc.to_bytes(4, "big")).decode()
-
-
-def _b64_to_hex(value: str) -> str | None:
-    try:
-        return base64.b64decode(value, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _is_hex(value: str, length: int) -> bool:
-    return len(value) == length and all(c in "0123456789abcdef" for c in value)
-
-
-def _digest(f: BinaryIO, with_md5: bool) -> tuple[int, int, str | None]:
-    """Size, zlib CRC32 and (if asked) MD5 of a file, in one pass."""
-    crc = 0
-    size = 0
-    md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
-    while chunk := f.read(READ_CHUNK):
-        crc = zlib.crc32(chunk, crc)
-        size += len(chunk)
-        if md5 is not None:
-            md5.update(chunk)
-    return size, crc, md5.hexdigest() if md5 is not None else None
+    return split_bucket_url(url, "s3")
 
 
 def _etag_md5(head: Mapping[str, Any]) -> str | None:
     """The MD5 of the content if the ETag is one: not for multipart uploads, SSE-KMS or SSE-C."""
     etag = str(head.get("ETag", "")).strip('"').lower()
-    if (not _is_hex(etag, 32) or str(head.get("ServerSideEncryption", "")).startswith("aws:kms")
+    if (not is_hex(etag, 32) or str(head.get("ServerSideEncryption", "")).startswith("aws:kms")
             or head.get("SSECustomerAlgorithm")):
         return None
     return etag
@@ -125,7 +86,7 @@ def _full_crc32(head: Mapping[str, Any]) -> str | None:
         return None
     if ctype != "FULL_OBJECT" and "-" in str(head.get("ETag", "")):
         return None
-    return _b64_to_hex(value)
+    return b64_to_hex(value)
 
 
 def _object_info(relpath: str, head: Mapping[str, Any]) -> ObjectInfo:
@@ -139,7 +100,7 @@ def _object_info(relpath: str, head: Mapping[str, Any]) -> ObjectInfo:
     recorded: dict[str, str] = {}
     meta = head.get("Metadata") or {}
     value = str(meta.get(META_CRC32, "")).lower()
-    if _is_hex(value, 8):
+    if is_hex(value, 8):
         recorded["crc32"] = value
     return ObjectInfo(relpath, int(head.get("ContentLength", head.get("Size", 0))), checksums, recorded)
 
@@ -167,22 +128,6 @@ class _CumulativeProgress(BaseSubscriber):
             # negative on a retried part: the total goes back, then up again
             self._total = max(0, self._total + bytes_transferred)
             self._progress(self._total)
-
-
-class _FdWriter:
-    """A write-only file object on a raw fd, so s3transfer writes in order at the fd's offset."""
-
-    def __init__(self, fd: int, progress: Progress | None) -> None:
-        self.fd = fd
-        self.count = 0
-        self._progress = progress
-
-    def write(self, data: bytes) -> int:
-        write_all(self.fd, data)
-        self.count += len(data)
-        if self._progress is not None:
-            self._progress(self.count)
-        return len(data)
 
 
 class S3Backend(Backend):
@@ -326,7 +271,7 @@ class S3Backend(Backend):
                             "corrupted it); the object was removed, retry the upload")
 
     def _extra_args(self, crc: int, bulk: bool) -> dict[str, Any]:
-        extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": _b64_crc(crc),
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": hex_to_b64(f"{crc:08x}"),
                                  "Metadata": {META_CRC32: f"{crc:08x}"}}
         # only bulk data gets the mirror's storage class: small config files are read often, and an
         # archive class would make them slow or unreadable
@@ -361,7 +306,7 @@ class S3Backend(Backend):
 
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
         key = self._key(relpath)
-        writer = _FdWriter(dst_fd, progress)
+        writer = FdWriter(dst_fd, progress)
         try:
             with create_transfer_manager(self._client(), _TRANSFER) as manager:
                 manager.download(self.bucket, key, cast("IO[bytes]", writer),
@@ -386,7 +331,9 @@ class S3Backend(Backend):
         with f:
             try:
                 small = os.fstat(f.fileno()).st_size < MULTIPART
-                size, crc, md5 = _digest(f, with_md5=small)
+                digests = Digests(["crc32", "md5"] if small else ["crc32"]).read_from(f)
+                size, sums = digests.size, digests.hexdigests()
+                crc, md5 = int(sums["crc32"], 16), sums.get("md5")
                 f.seek(0)
             except OSError as e:
                 raise from_os_error(e, f"local file {src}") from e
