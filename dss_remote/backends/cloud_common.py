@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ria_store.atomic import write_all
-from ria_store.errors import ConfigError
+from ria_store.errors import ConfigError, CorruptError, DssError, UnavailableError, WriteError, one_line
 
 from .base import Progress
 
@@ -35,3 +35,34 @@ class FdWriter:
         if self._progress is not None:
             self._progress(self.count)
         return len(data)
+
+
+# One wording for the failures both services share (the messages users grep for and tests check).
+
+def unreachable(url: str, endpoint: str, cause: BaseException) -> UnavailableError:
+    return UnavailableError(f"replica {url}: cannot reach {endpoint} ({type(cause).__name__}); check the "
+                            "network or the mirror's endpoint url")
+
+
+def missing_bucket(url: str, bucket: str) -> UnavailableError:
+    return UnavailableError(f"replica {url}: bucket {bucket} does not exist (create it or fix the "
+                            "mirror url)")
+
+
+def checksum_refused(url: str, what: str, detail: str) -> CorruptError:
+    return CorruptError(f"replica {url}: the service refused{what}: the bytes it received do not match "
+                        f"the checksum of the source ({detail}); nothing was stored, retry the upload")
+
+
+def download_corrupt(url: str, what: str, cause: BaseException) -> CorruptError:
+    return CorruptError(f"replica {url}:{what} arrived with a checksum mismatch ({one_line(cause)}); "
+                        "retry, and run `dss fsck` on the mirror if it persists")
+
+
+def service_failed(url: str, op: str, what: str, detail: str) -> UnavailableError:
+    return UnavailableError(f"replica {url}: the service failed on {op}{what} ({detail}); retry later")
+
+
+def op_failed(url: str, op: str, what: str, detail: str) -> DssError:
+    cls = WriteError if op in ("write", "delete") else UnavailableError
+    return cls(f"replica {url}: {op}{what} failed ({detail}); check the mirror's url and settings")

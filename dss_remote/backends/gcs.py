@@ -28,14 +28,22 @@ from ria_store.errors import (
     DssError,
     NotFoundError,
     UnavailableError,
-    WriteError,
     from_os_error,
     one_line,
 )
 
 from ..checksums import Digests, b64_to_hex, is_hex
 from .base import Backend, ObjectInfo, Progress, check_relpath
-from .cloud_common import FdWriter, split_bucket_url
+from .cloud_common import (
+    FdWriter,
+    checksum_refused,
+    download_corrupt,
+    missing_bucket,
+    op_failed,
+    service_failed,
+    split_bucket_url,
+    unreachable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -205,16 +213,12 @@ class GcsBackend(Backend):
                      else f"credentials rejected ({one_line(e)})")
             return AccessError(f"{where}: {cause}: {_CREDENTIALS_FIX}")
         if isinstance(e, DataCorruption):
-            return CorruptError(f"{where}:{what} arrived with a checksum mismatch ({one_line(e)}); retry, "
-                                "and run fsck on the mirror if it persists")
+            return download_corrupt(self.url, what, e)
         if isinstance(e, (requests.exceptions.RequestException, ConnectionError, gauth_exc.TransportError)):
-            return UnavailableError(f"{where}: cannot reach {self._endpoint()} ({type(e).__name__}); check "
-                                    "the network or the mirror's endpoint url")
+            return unreachable(self.url, self._endpoint(), e)
         if isinstance(e, OSError):
             return from_os_error(e, f"{where}:{what}", writing=op in ("write", "delete"))
-        cls = WriteError if op in ("write", "delete") else UnavailableError
-        return cls(f"{where}: {op}{what} failed ({type(e).__name__}: {one_line(e)}); check the mirror's "
-                   "url and settings")
+        return op_failed(self.url, op, what, f"{type(e).__name__}: {one_line(e)}")
 
     def _service_error(self, e: BaseException, op: str, what: str) -> DssError:
         """Our error for an answer of the GCS service (an HTTP error status)."""
@@ -233,20 +237,16 @@ class GcsBackend(Backend):
             error = AccessError(f"{where}: access denied on {op}{what} (check the IAM role of the account "
                                 f"on bucket {self.bucket_name}: it needs {need})")
         elif code == 400 and op == "write" and _is_checksum_refusal(e):
-            error = CorruptError(f"{where}: the service refused{what}: the bytes it received do not match "
-                                 f"the checksum of the source ({msg}); nothing was stored, retry the upload")
+            error = checksum_refused(self.url, what, f"{msg}")
         elif isinstance(code, int) and (code >= 500 or code == 429):
-            error = UnavailableError(f"{where}: the service failed on {op}{what} ({code}: {msg}); "
-                                     "retry later")
+            error = service_failed(self.url, op, what, f"{code}: {msg}")
         else:
-            cls = WriteError if op in ("write", "delete") else UnavailableError
-            error = cls(f"{where}: {op}{what} failed ({code}: {msg}); check the mirror's url and settings")
+            error = op_failed(self.url, op, what, f"{code}: {msg}")
         return error
 
     def _missing_bucket(self) -> UnavailableError:
         self._bucket_exists = False
-        return UnavailableError(f"replica {self.url}: bucket {self.bucket_name} does not exist (create it or "
-                                "fix the mirror url)")
+        return missing_bucket(self.url, self.bucket_name)
 
     def _check_bucket(self) -> None:
         """After a 404: the API answers the same for a missing bucket and a missing object."""

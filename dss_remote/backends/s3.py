@@ -25,14 +25,22 @@ from ria_store.errors import (
     DssError,
     NotFoundError,
     UnavailableError,
-    WriteError,
     from_os_error,
     one_line,
 )
 
 from ..checksums import Digests, b64_to_hex, hex_to_b64, is_hex
 from .base import Backend, ObjectInfo, Progress, check_relpath
-from .cloud_common import FdWriter, split_bucket_url
+from .cloud_common import (
+    FdWriter,
+    checksum_refused,
+    download_corrupt,
+    missing_bucket,
+    op_failed,
+    service_failed,
+    split_bucket_url,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -195,16 +203,12 @@ class S3Backend(Backend):
             return AccessError(f"{where}: no usable AWS credentials ({one_line(e)}); check AWS_PROFILE or "
                                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
         if isinstance(e, (bce.FlexibleChecksumError, bce.ChecksumError)):
-            return CorruptError(f"{where}:{what} arrived with a checksum mismatch ({one_line(e)}); retry, "
-                                "and run fsck on the mirror if it persists")
+            return download_corrupt(self.url, what, e)
         if isinstance(e, (bce.ConnectionError, bce.HTTPClientError)):
-            return UnavailableError(f"{where}: cannot reach {self._endpoint()} ({type(e).__name__}); "
-                                    "check the network or the mirror's endpoint url")
+            return unreachable(self.url, self._endpoint(), e)
         if isinstance(e, OSError):
             return from_os_error(e, f"{where}:{what}", writing=op in ("write", "delete"))
-        cls = WriteError if op in ("write", "delete") else UnavailableError
-        return cls(f"{where}: {op}{what} failed ({type(e).__name__}: {one_line(e)}); check the "
-                   "mirror's url and settings")
+        return op_failed(self.url, op, what, f"{type(e).__name__}: {one_line(e)}")
 
     def _service_error(self, e: bce.ClientError, op: str, what: str) -> DssError:
         """Our error for an answer of the S3 service (an HTTP error status)."""
@@ -227,21 +231,16 @@ class S3Backend(Backend):
             error = AccessError(f"{where}: access denied on {op}{what} (check the IAM or bucket policy "
                                 f"for {_ACTIONS.get(op, 's3:*')}){hint}")
         elif code in _CHECKSUM_CODES or (code == "InvalidRequest" and "checksum" in msg.lower()):
-            error = CorruptError(f"{where}: the service refused{what}: the bytes it received do not match "
-                                 f"the checksum of the source ({code}: {msg}); nothing was stored, retry "
-                                 "the upload")
+            error = checksum_refused(self.url, what, f"{code}: {msg}")
         elif status >= 500 or code in ("SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError"):
-            error = UnavailableError(f"{where}: the service failed on {op}{what} ({code}: {msg}); retry "
-                                     "later")
+            error = service_failed(self.url, op, what, f"{code}: {msg}")
         else:
-            cls = WriteError if op in ("write", "delete") else UnavailableError
-            error = cls(f"{where}: {op}{what} failed ({code}: {msg}); check the mirror's url and settings")
+            error = op_failed(self.url, op, what, f"{code}: {msg}")
         return error
 
     def _missing_bucket(self) -> UnavailableError:
         self._bucket_exists = False
-        return UnavailableError(f"replica {self.url}: bucket {self.bucket} does not exist (create it or fix "
-                                "the mirror url)")
+        return missing_bucket(self.url, self.bucket)
 
     def _check_bucket(self) -> None:
         """After a bare 404 (HEAD has no error body): raise if the bucket, not the object, is missing."""
