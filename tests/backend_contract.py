@@ -209,6 +209,17 @@ class BackendContract:
             assert info.checksums.get(name) == value == local_checksum(name, b"{}\n")
 
 
+def outage_call(backend: Any, op: str, tmp_path: Path) -> Any:
+    """One backend operation by name, for the outage tests."""
+    if op == "info":
+        return backend.info("ab/KEY")
+    if op == "get_file":
+        return fetch(backend, "ab/KEY", tmp_path)
+    if op == "put_file":
+        return backend.put_file(write_source(tmp_path, b"new", "new"), "ab/NEW")
+    return listed(backend, "ab")
+
+
 class ChangeSourceAfterDigest(Digests):
     """Digests that, once the source was read, change its first bytes: what was checksummed is
     then not what gets uploaded (a file modified during an upload, or bytes corrupted in transit)."""

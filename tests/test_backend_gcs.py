@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_contract import LARGE, BackendContract, ChangeSourceAfterDigest, fetch, listed, write_source
+from backend_contract import (
+    LARGE,
+    BackendContract,
+    ChangeSourceAfterDigest,
+    fetch,
+    listed,
+    outage_call,
+    write_source,
+)
 from cloud_servers import MirrorFixture, free_port, gcs_admin_client, silent_listener
 
 from dss_remote.backends import gcs
@@ -76,17 +84,6 @@ def test_gcs_without_credentials_is_access_error(gcs_mirror: MirrorFixture) -> N
 
     # set by cloud_servers before google.auth was imported: no probe of 169.254.169.254
     assert _metadata._NO_GCE_CHECK
-
-
-def outage_call(backend: Any, op: str, tmp_path: Path) -> Any:
-    """One backend operation by name, for the outage tests."""
-    if op == "info":
-        return backend.info("ab/KEY")
-    if op == "get_file":
-        return fetch(backend, "ab/KEY", tmp_path)
-    if op == "put_file":
-        return backend.put_file(write_source(tmp_path, b"new", "new"), "ab/NEW")
-    return listed(backend, "ab")
 
 
 @pytest.mark.parametrize("op", ["info", "get_file", "put_file", "iter_objects"])

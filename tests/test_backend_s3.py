@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_contract import LARGE, BackendContract, ChangeSourceAfterDigest, fetch, listed, write_source
+from backend_contract import (
+    LARGE,
+    BackendContract,
+    ChangeSourceAfterDigest,
+    fetch,
+    listed,
+    outage_call,
+    write_source,
+)
 from botocore import exceptions as bce
 from cloud_servers import AuthS3Server, Keys, MirrorFixture, free_port, s3_admin_client, silent_listener
 
@@ -136,17 +144,6 @@ def test_s3_missing_bucket(s3_server: Any, s3_env: dict[str, str], tmp_path: Pat
             call()
         assert type(exc.value) is UnavailableError
         assert_one_line(exc.value, url, f"bucket {bucket} does not exist", "create it or fix the mirror url")
-
-
-def outage_call(backend: Any, op: str, tmp_path: Path) -> Any:
-    """One backend operation by name, for the outage tests."""
-    if op == "info":
-        return backend.info("ab/KEY")
-    if op == "get_file":
-        return fetch(backend, "ab/KEY", tmp_path)
-    if op == "put_file":
-        return backend.put_file(write_source(tmp_path, b"new", "new"), "ab/NEW")
-    return listed(backend, "ab")
 
 
 @pytest.mark.parametrize("op", ["info", "get_file", "put_file", "iter_objects"])
