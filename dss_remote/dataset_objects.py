@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -29,6 +28,7 @@ from ria_store.layout import (
 )
 
 from .backends.base import Backend, Progress
+from .checksums import Digests
 
 logger = logging.getLogger(__name__)
 
@@ -188,17 +188,10 @@ class DatasetObjects:
         if algo_want is None:
             return None
         algo, want = algo_want
-        h = hashlib.new(algo)
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
-        offset = 0
-        while True:
-            got = os.preadv(fd, [view], offset)
-            if not got:
-                break
-            h.update(view[:got])
-            offset += got
-        if h.hexdigest() == want:
+        with os.fdopen(os.dup(fd), "rb") as f:
+            f.seek(0)
+            got = Digests([algo]).read_from(f).hexdigests()[algo]
+        if got == want:
             return None
         return CorruptError(
             f"{self.name}: {where} does not match its key {key} ({algo} differs; corrupt object: "
