@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DssError, WriteError, one_line
@@ -31,3 +32,67 @@ def init_bare(path: Path, shared: str | None = None) -> None:
 def set_config(repo: Path, name: str, value: str) -> None:
     """Set a config value in the bare repo's own `config` file."""
     _git(f"--git-dir={repo}", "config", name, value)
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of `git ls-tree -r --long`: a blob, a symlink or a submodule commit."""
+
+    mode: str
+    kind: str  # blob | commit (a submodule: a DataLad subdataset)
+    sha: str
+    size: int | None  # None for a submodule
+    path: str
+
+
+def rev_parse(repo: Path, rev: str) -> str | None:
+    """The commit `rev` names in the bare repo, or None if it names none."""
+    res = subprocess.run(["git", f"--git-dir={repo}", "rev-parse", "-q", "--verify", f"{rev}^{{commit}}"],
+                         capture_output=True, text=True, check=False)
+    return res.stdout.strip() or None
+
+
+def branches(repo: Path) -> dict[str, str]:
+    """Every branch of the bare repo: full ref name -> commit."""
+    out = _git(f"--git-dir={repo}", "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/")
+    return dict(line.split(" ", 1) for line in out.splitlines() if line)
+
+
+def tree_entries(repo: Path, commit: str) -> list[TreeEntry]:
+    """Every file (recursively) of `commit`'s tree, with blob sizes, in git's path order."""
+    out = subprocess.run(["git", f"--git-dir={repo}", "ls-tree", "-r", "-z", "--long", "--full-tree",
+                          commit], capture_output=True, check=False)
+    if out.returncode != 0:
+        raise WriteError(f"`git ls-tree {commit}` in {repo} failed: "
+                         f"{one_line(out.stderr.decode(errors='replace')) or out.returncode}")
+    entries = []
+    for rec in out.stdout.split(b"\0"):
+        if not rec:
+            continue
+        meta, path = rec.split(b"\t", 1)
+        mode, kind, sha, size = meta.decode().split()
+        entries.append(TreeEntry(mode, kind, sha, None if size == "-" else int(size),
+                                 path.decode("utf-8", "surrogateescape")))
+    return entries
+
+
+def read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
+    """The contents of many blobs through one `git cat-file --batch`."""
+    if not shas:
+        return {}
+    res = subprocess.run(["git", f"--git-dir={repo}", "cat-file", "--batch"],
+                         input=b"".join(s.encode() + b"\n" for s in shas), capture_output=True, check=False)
+    if res.returncode != 0:
+        raise WriteError(f"`git cat-file --batch` in {repo} failed: "
+                         f"{one_line(res.stderr.decode(errors='replace')) or res.returncode}")
+    out, pos, blobs = res.stdout, 0, {}
+    for _ in shas:
+        eol = out.index(b"\n", pos)
+        header = out[pos:eol].decode().split()
+        pos = eol + 1
+        if len(header) != 3:  # "<sha> missing"
+            continue
+        size = int(header[2])
+        blobs[header[0]] = out[pos:pos + size]
+        pos += size + 1
+    return blobs

@@ -1,0 +1,164 @@
+"""Bundle versions in the store: immutable manifests under `dss/bundles/<dataset-id>/<version>.json`.
+
+A per-dataset lock serialises recording, so versions of one dataset are strictly increasing and each
+names its parent; `heads.json` beside the manifests remembers the last version of every branch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ria_store import bare_repo
+from ria_store.atomic import makedirs_durable, write_bytes_atomic
+from ria_store.errors import DssError, NotFoundError, from_os_error
+from ria_store.layout import check_dataset_id
+
+from . import bundles
+
+logger = logging.getLogger(__name__)
+
+BUNDLES_RELPATH = "dss/bundles"
+_HEADS = "heads.json"
+_LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A bundle version just written, and what changed since its parent."""
+
+    manifest: dict[str, Any]
+    path: Path
+    changed: list[str]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+def bundles_dir(store_root: Path, dsid: str) -> Path:
+    return store_root / BUNDLES_RELPATH / check_dataset_id(dsid)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    makedirs_durable(directory)
+    fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o664)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_heads(store_root: Path, dsid: str) -> dict[str, dict[str, str]]:
+    """Branch -> {version, commit} of the last version recorded for it."""
+    path = bundles_dir(store_root, dsid) / _HEADS
+    try:
+        heads = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise DssError(f"{path} is unreadable ({e}); remove it and run `dss sync` to rebuild it "
+                       "from the manifests") from e
+    return heads if isinstance(heads, dict) else {}
+
+
+def versions(store_root: Path, dsid: str) -> list[str]:
+    """The dataset's bundle versions, oldest first."""
+    try:
+        names = os.listdir(bundles_dir(store_root, dsid))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise from_os_error(e, str(bundles_dir(store_root, dsid))) from e
+    out = []
+    for n in names:
+        stem = n[:-5] if n.endswith(".json") else ""
+        with contextlib.suppress(DssError):
+            bundles.parse_version(stem)
+            out.append(stem)
+    return sorted(out)
+
+
+def datasets(store_root: Path) -> list[str]:
+    """Datasets that have bundle versions."""
+    try:
+        return sorted(n for n in os.listdir(store_root / BUNDLES_RELPATH) if not n.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def load(store_root: Path, dsid: str, version: str | None = None) -> dict[str, Any]:
+    """A manifest (the latest one without `version`); NotFoundError names what exists."""
+    if version is None:
+        all_versions = versions(store_root, dsid)
+        if not all_versions:
+            raise NotFoundError(f"dataset {dsid} has no bundle versions in {store_root}; push to it "
+                                "(with the dss hook installed: `dss adopt`) or run `dss sync`")
+        version = all_versions[-1]
+    bundles.parse_version(version)
+    path = bundles_dir(store_root, dsid) / f"{version}.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_bytes())
+    except FileNotFoundError as e:
+        raise NotFoundError(f"no bundle version {dsid}@{version} (see `dss bundles list "
+                            f"{store_root} --dataset {dsid}`)") from e
+    except ValueError as e:
+        raise DssError(f"manifest {path} is not valid JSON ({e}); restore it from a mirror "
+                       "(`dss sync`)") from e
+    return manifest
+
+
+def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | None = None,
+           now: datetime | None = None, rebuilt: bool = False) -> Recorded | None:
+    """Record `ref` (at `commit`, default its current head) as a new bundle version.
+
+    None when the branch's last recorded version already has that commit (nothing moved).
+    """
+    commit = commit or bare_repo.rev_parse(repo, ref)
+    if commit is None:
+        logger.info("dataset %s: %s no longer exists; no bundle version", dsid, ref)
+        return None
+    directory = bundles_dir(store_root, dsid)
+    with _locked(directory):
+        heads = read_heads(store_root, dsid)
+        head = heads.get(ref)
+        if head is not None and head.get("commit") == commit:
+            return None
+        all_versions = versions(store_root, dsid)
+        latest = all_versions[-1] if all_versions else None
+        when = now or datetime.now(timezone.utc)
+        version = bundles.next_version(when, latest if not rebuilt else None)
+        while version in all_versions:  # a rebuilt version may land on an existing time
+            version = bundles.next_version(bundles.parse_version(version), version)
+        parent_version = head.get("version") if head else None
+        entries = bare_repo.tree_entries(repo, commit)
+        contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
+        manifest = bundles.build_manifest(
+            bundles.BundleRef(dsid, version, ref, commit, parent_version,
+                              datetime.now(timezone.utc).isoformat(timespec="microseconds")),
+            entries, contents)
+        if rebuilt:
+            manifest["rebuilt"] = True
+        parent_files = None
+        if parent_version is not None:
+            with contextlib.suppress(DssError):
+                parent_files = load(store_root, dsid, parent_version)["files"]
+        changed = bundles.changed_paths(parent_files, manifest["files"])
+        path = directory / f"{version}.json"
+        write_bytes_atomic(path, json.dumps(manifest, indent=1).encode() + b"\n", mode=0o444)
+        if head is None or parent_version is None or version > parent_version:
+            heads[ref] = {"version": version, "commit": commit}
+            write_bytes_atomic(directory / _HEADS, json.dumps(heads, indent=1, sort_keys=True).encode())
+    logger.info("dataset %s: bundle version %s (%s at %s, %d files)", dsid, version, ref, commit[:12],
+                manifest["file_count"])
+    return Recorded(manifest, path, changed)

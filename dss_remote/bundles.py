@@ -1,0 +1,151 @@
+"""Bundle versions: a dataset at a commit, as a manifest of every file (pure: no I/O here).
+
+A manifest is built from a commit's tree listing (`git ls-tree -r --long`) and the contents of the
+blobs that may name an annex key (symlinks and small files). Version ids are UTC times in the form
+the HCA Data Store writes them (`2026-11-22T031533.123456Z`), so they sort as they happened.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import mimetypes
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ria_store.bare_repo import TreeEntry
+from ria_store.errors import DssError, KeyFormatError
+from ria_store.keys import parse_key
+
+FORMAT = "dss-bundle/1"
+VERSION_FORMAT = "%Y-%m-%dT%H%M%S.%fZ"
+_VERSION_RE = re.compile(r"\d{4}-\d\d-\d\dT\d{6}\.\d{6}Z")
+#: git-annex writes pointer files of at most a few hundred bytes; larger blobs are plain git files.
+POINTER_MAX = 1024
+_POINTER_RE = re.compile(rb"/annex/objects/([^\s/]+)\r?\n?")
+#: branches that hold git-annex's own bookkeeping, never a version of the dataset
+_INTERNAL_BRANCHES = ("refs/heads/git-annex", "refs/heads/synced/", "refs/heads/adjusted/")
+
+
+def format_version(when: datetime) -> str:
+    """`when` as a DSS version id (UTC, colons dropped, microseconds)."""
+    return when.astimezone(timezone.utc).strftime(VERSION_FORMAT)
+
+
+def parse_version(text: str) -> datetime:
+    """The UTC time a version id names; DssError if it is not one."""
+    if not _VERSION_RE.fullmatch(text):
+        raise DssError(f"bad bundle version {text!r}: expected UTC time like 2026-11-22T031533.123456Z")
+    return datetime.strptime(text, VERSION_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def next_version(now: datetime, latest: str | None) -> str:
+    """A version at `now`, but always after `latest` (clocks step back; pushes come fast)."""
+    version = format_version(now)
+    if latest is not None and version <= latest:
+        version = format_version(parse_version(latest) + timedelta(microseconds=1))
+    return version
+
+
+def is_recorded_branch(ref: str) -> bool:
+    """Whether a push of `ref` makes a bundle version: branches only, not git-annex's own.
+
+    Tags and notes are ignored: a tag names a commit some branch version already recorded.
+    """
+    return ref.startswith("refs/heads/") and not any(
+        ref == b or (b.endswith("/") and ref.startswith(b)) for b in _INTERNAL_BRANCHES)
+
+
+def annex_key_of(entry: TreeEntry, content: bytes | None) -> str | None:
+    """The annex key a tree entry points to (locked: a symlink; unlocked: a pointer file)."""
+    if content is None or entry.kind != "blob":
+        return None
+    if entry.mode == "120000":
+        target = content.decode("utf-8", "surrogateescape")
+        if "/annex/objects/" not in target:
+            return None
+        name = posixpath.basename(target)
+    else:
+        m = _POINTER_RE.fullmatch(content)
+        if m is None:
+            return None
+        name = m.group(1).decode("utf-8", "surrogateescape")
+    try:
+        return str(parse_key(name))
+    except KeyFormatError:
+        return None
+
+
+def needs_content(entry: TreeEntry) -> bool:
+    """Whether a blob's content must be read to tell if it names an annex key."""
+    return entry.kind == "blob" and (entry.mode == "120000" or (entry.size or 0) <= POINTER_MAX)
+
+
+def file_record(entry: TreeEntry, content: bytes | None) -> dict[str, Any]:
+    """One manifest row: an annexed file, a git file, or a subdataset."""
+    if entry.kind == "commit":
+        return {"path": entry.path, "type": "subdataset", "commit": entry.sha}
+    ctype = mimetypes.guess_type(entry.path, strict=False)[0] or "application/octet-stream"
+    key = annex_key_of(entry, content)
+    if key is None:
+        row: dict[str, Any] = {"path": entry.path, "type": "git", "git_blob": entry.sha,
+                               "size": entry.size, "checksums": {}, "content_type": ctype}
+        if entry.mode == "120000":
+            row["type"] = "symlink"
+        return row
+    k = parse_key(key)
+    checksums = {k.checksum[0]: k.checksum[1]} if k.checksum else {}
+    return {"path": entry.path, "type": "annex", "key": key, "size": k.size,
+            "checksums": checksums, "content_type": ctype}
+
+
+@dataclass(frozen=True)
+class BundleRef:
+    """Where a manifest sits in its dataset's history."""
+
+    dataset_id: str
+    version: str
+    ref: str
+    commit: str
+    parent_version: str | None
+    created: str
+
+
+def build_manifest(ref: BundleRef, entries: Iterable[TreeEntry],
+                   contents: Mapping[str, bytes]) -> dict[str, Any]:
+    """The manifest of a bundle version from its commit's tree and the blobs `needs_content` picked."""
+    files = [file_record(e, contents.get(e.sha) if needs_content(e) else None) for e in entries]
+    return {
+        "format": FORMAT,
+        "bundle_fqid": f"{ref.dataset_id}.{ref.version}",
+        "dataset_id": ref.dataset_id,
+        "version": ref.version,
+        "ref": ref.ref,
+        "commit": ref.commit,
+        "parent_version": ref.parent_version,
+        "created": ref.created,
+        "file_count": len(files),
+        "files": files,
+    }
+
+
+def _identity(row: Mapping[str, Any]) -> tuple[str, str]:
+    return row["type"], row.get("key") or row.get("git_blob") or row.get("commit") or ""
+
+
+def changed_paths(parent: Iterable[Mapping[str, Any]] | None, files: Iterable[Mapping[str, Any]]
+                  ) -> list[str]:
+    """Paths added, changed or removed since the parent version (all of them for a first version)."""
+    before = {r["path"]: _identity(r) for r in parent or ()}
+    after = {r["path"]: _identity(r) for r in files}
+    changed = {p for p, ident in after.items() if before.get(p) != ident}
+    changed |= set(before) - set(after)
+    return sorted(changed)
+
+
+def path_matches(pattern: str, paths: Iterable[str]) -> bool:
+    """Whether any path matches a subscription's glob (`*` crosses `/`, as in `fnmatch`)."""
+    return any(fnmatch.fnmatchcase(p, pattern) for p in paths)
