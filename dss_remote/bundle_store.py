@@ -1,7 +1,8 @@
 """Bundle versions in the store: immutable manifests under `dss/bundles/<dataset-id>/<version>.json`.
 
 A per-dataset lock serialises recording, so versions of one dataset are strictly increasing and each
-names its parent; `heads.json` beside the manifests remembers the last version of every branch.
+names its parent. `log.jsonl` beside the manifests lists every version (version, ref, commit, files)
+in the order recorded, so listing and finding a branch's last version never parse a manifest.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ria_store import bare_repo
-from ria_store.atomic import makedirs_durable, write_bytes_atomic
+from ria_store.atomic import makedirs_durable, write_all, write_bytes_atomic
 from ria_store.errors import DssError, NotFoundError, from_os_error
 from ria_store.layout import check_dataset_id
 
@@ -27,7 +28,7 @@ from . import bundles
 logger = logging.getLogger(__name__)
 
 BUNDLES_RELPATH = "dss/bundles"
-_HEADS = "heads.json"
+_LOG = "log.jsonl"
 _LOCK = ".lock"
 
 
@@ -59,17 +60,52 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def read_heads(store_root: Path, dsid: str) -> dict[str, dict[str, str]]:
-    """Branch -> {version, commit} of the last version recorded for it."""
-    path = bundles_dir(store_root, dsid) / _HEADS
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of a dataset's `log.jsonl`."""
+
+    version: str
+    ref: str
+    commit: str
+    file_count: int
+    rebuilt: bool = False
+
+
+def read_log(store_root: Path, dsid: str) -> list[LogEntry]:
+    """Every recorded version of the dataset, in the order recorded; a torn last line is skipped."""
+    path = bundles_dir(store_root, dsid) / _LOG
     try:
-        heads = json.loads(path.read_text())
+        lines = path.read_bytes().splitlines()
     except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise DssError(f"{path} is unreadable ({e}); remove it and run `dss sync` to rebuild it "
-                       "from the manifests") from e
-    return heads if isinstance(heads, dict) else {}
+        return []
+    except OSError as e:
+        raise from_os_error(e, str(path)) from e
+    out = []
+    for line in lines:
+        try:
+            out.append(LogEntry(**json.loads(line)))
+        except (ValueError, TypeError):
+            logger.warning("%s: skipping a damaged line (run `dss sync` to rebuild it)", path)
+    return out
+
+
+def heads(log: list[LogEntry]) -> dict[str, LogEntry]:
+    """Branch -> its newest recorded version."""
+    out: dict[str, LogEntry] = {}
+    for e in log:
+        if e.ref not in out or e.version > out[e.ref].version:
+            out[e.ref] = e
+    return out
+
+
+def _append_log(directory: Path, entry: LogEntry) -> None:
+    line = json.dumps(asdict(entry), sort_keys=True).encode() + b"\n"
+    fd = os.open(directory / _LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+    try:
+        write_all(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def versions(store_root: Path, dsid: str) -> list[str]:
@@ -122,7 +158,8 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
            now: datetime | None = None, rebuilt: bool = False) -> Recorded | None:
     """Record `ref` (at `commit`, default its current head) as a new bundle version.
 
-    None when the branch's last recorded version already has that commit (nothing moved).
+    None when that commit is already recorded for the branch (nothing moved). `rebuilt` versions,
+    made later from the reflog by `dss sync`, carry the push time `now` and never become the head.
     """
     commit = commit or bare_repo.rev_parse(repo, ref)
     if commit is None:
@@ -130,17 +167,19 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
         return None
     directory = bundles_dir(store_root, dsid)
     with _locked(directory):
-        heads = read_heads(store_root, dsid)
-        head = heads.get(ref)
-        if head is not None and head.get("commit") == commit:
+        log = read_log(store_root, dsid)
+        head = heads(log).get(ref)
+        if (head is not None and head.commit == commit) or (
+                rebuilt and any(e.ref == ref and e.commit == commit for e in log)):
             return None
         all_versions = versions(store_root, dsid)
-        latest = all_versions[-1] if all_versions else None
         when = now or datetime.now(timezone.utc)
-        version = bundles.next_version(when, latest if not rebuilt else None)
+        latest = all_versions[-1] if all_versions and not rebuilt else None
+        version = bundles.next_version(when, latest)
         while version in all_versions:  # a rebuilt version may land on an existing time
             version = bundles.next_version(bundles.parse_version(version), version)
-        parent_version = head.get("version") if head else None
+        earlier = [e for e in log if e.ref == ref and e.version < version]
+        parent_version = max(earlier, key=lambda e: e.version).version if earlier else None
         entries = bare_repo.tree_entries(repo, commit)
         contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
         manifest = bundles.build_manifest(
@@ -156,9 +195,7 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
         changed = bundles.changed_paths(parent_files, manifest["files"])
         path = directory / f"{version}.json"
         write_bytes_atomic(path, json.dumps(manifest, indent=1).encode() + b"\n", mode=0o444)
-        if head is None or parent_version is None or version > parent_version:
-            heads[ref] = {"version": version, "commit": commit}
-            write_bytes_atomic(directory / _HEADS, json.dumps(heads, indent=1, sort_keys=True).encode())
+        _append_log(directory, LogEntry(version, ref, commit, manifest["file_count"], rebuilt))
     logger.info("dataset %s: bundle version %s (%s at %s, %d files)", dsid, version, ref, commit[:12],
                 manifest["file_count"])
     return Recorded(manifest, path, changed)

@@ -46,10 +46,19 @@ class Event:
 
 
 def bundle_created(dsid: str, version: str, commit: str, ref: str) -> Event:
-    """The event of a new bundle version; its id is the version time plus the dataset."""
+    """The event of a new bundle version. Its id and time derive from the version, so the event of a
+    version is always the same file: `dss sync` can tell whether it was written, and rewriting it
+    is a no-op. (A version rebuilt later by `dss sync` keeps its push time, so its event sorts
+    among those of that time; webhook subscribers still get it.)"""
     when = bundles.parse_version(version)
     return Event(f"{version}.{dsid}", BUNDLE_CREATED, dsid, version, commit, ref,
                  when.isoformat(timespec="microseconds").replace("+00:00", "Z"))
+
+
+def event_path(store_root: Path, event_id: str) -> Path:
+    """Where an event's file is (or would be)."""
+    day = check_event_id(event_id)[:10]
+    return store_root / EVENTS_RELPATH / day / f"{event_id}.json"
 
 
 def check_event_id(event_id: str) -> str:
@@ -59,14 +68,9 @@ def check_event_id(event_id: str) -> str:
     return event_id
 
 
-def _path(store_root: Path, event_id: str) -> Path:
-    day = check_event_id(event_id)[:10]
-    return store_root / EVENTS_RELPATH / day / f"{event_id}.json"
-
-
 def append(store_root: Path, event: Event) -> Path:
     """Write the event's file, exclusively: an event is written once and never changed."""
-    path = _path(store_root, event.event_id)
+    path = event_path(store_root, event.event_id)
     data = json.dumps(event.to_json(), sort_keys=True).encode() + b"\n"
     try:
         makedirs_durable(path.parent)

@@ -13,6 +13,7 @@ from ria_store.errors import ConfigError, DssError, one_line
 from ria_store.layout import check_alias, check_dataset_id
 
 from .backends import check_usable_url
+from .hook_install import install_hook
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def create_sibling(repo: Path, name: str, url: str, *, alias: str | None = None,
 
     ria.create_dataset(store, dsid, alias)
     bare_repo.init_bare(dsdir, shared)
+    install_hook(dsdir)
     if uuid:
         _git(repo, "annex", "enableremote", storage, f"url={url}", f"archive-id={dsid}")
     else:

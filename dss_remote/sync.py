@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from ria_store.errors import DssError, NotFoundError, one_line
 from ria_store.keys import parse_key
@@ -13,7 +14,12 @@ from ria_store.layout import OBJECTS_DIR, VERSION_FILE, dataset_relpath
 
 from . import repair_queue
 from .backends.base import Backend, ObjectInfo
+from .bundle_store import BUNDLES_RELPATH
+from .catchup import catch_up
+from .events import EVENTS_RELPATH
 from .fsck import copy_key, fsck
+from .gitsync import public_git_config, upload_rank
+from .hook_install import has_hook
 from .store_config import CONFIG_RELPATH
 from .store_replicas import StoreReplicas
 
@@ -94,26 +100,51 @@ def _differs(src: Backend, dst: Backend, mine: ObjectInfo, theirs: ObjectInfo | 
     return False  # packs and archives are immutable under their names
 
 
+def _listing(b: Backend, ds_rels: list[str], dsids: Iterable[str], event_days: list[str] | None
+             ) -> dict[str, ObjectInfo]:
+    """The files of `b` that a mirror carries besides keys: top files, git sides, bundles, events."""
+    out = {rel: info for rel in (VERSION_FILE, CONFIG_RELPATH) if (info := b.info(rel)) is not None}
+    for ds_rel in ds_rels:
+        out.update((o.relpath, o) for o in b.iter_objects(ds_rel)
+                   if not _is_private(o.relpath[len(ds_rel) + 1:]))
+    prefixes = [f"{BUNDLES_RELPATH}/{d}" for d in dsids]
+    if event_days is None:
+        prefixes.append(EVENTS_RELPATH)
+    else:
+        prefixes += [f"{EVENTS_RELPATH}/{day}" for day in event_days]
+    for prefix in prefixes:
+        out.update((o.relpath, o) for o in b.iter_objects(prefix)
+                   if not o.relpath.rsplit("/", 1)[-1].startswith("."))
+    return out
+
+
+def _read_or_none(b: Backend, rel: str) -> bytes | None:
+    try:
+        return b.read_bytes(rel)
+    except NotFoundError:
+        return None
+
+
 def sync_files(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
-               tick: Callable[[int], None]) -> None:
-    """Copy the store's non-key files (what makes a bucket a RIA store) to every mirror."""
+               tick: Callable[[int], None], event_days: list[str] | None = None) -> None:
+    """Copy the store's non-key files (what makes a bucket a RIA store, plus the bundle manifests
+    and the event journal) to every mirror; `event_days` limits the journal to those UTC days."""
     src = sr.primary
     root = src.local_root
     if root is None:
         return
-    tops = [info for rel in (VERSION_FILE, CONFIG_RELPATH) if (info := src.info(rel)) is not None]
-    ds_rels = [dataset_relpath(d) for d in datasets]
-    wanted = list(tops)
-    for ds_rel in ds_rels:
-        wanted += [o for o in src.iter_objects(ds_rel)
-                   if not _is_private(o.relpath[len(ds_rel) + 1:])]
+    dsids = list(datasets)
+    ds_rels = [dataset_relpath(d) for d in dsids]
+    wanted = sorted(_listing(src, ds_rels, dsids, event_days).values(),
+                    key=lambda o: (upload_rank(o.relpath), o.relpath))
+    public = {f"{r}/config": public_git_config(root / r) for r in ds_rels}
     for name, dst in sr.backends[1:]:
         try:
-            have = {rel: info for rel in (VERSION_FILE, CONFIG_RELPATH)
-                    if (info := dst.info(rel)) is not None}
-            for ds_rel in ds_rels:
-                have.update((o.relpath, o) for o in dst.iter_objects(ds_rel)
-                            if not _is_private(o.relpath[len(ds_rel) + 1:]))
+            have = _listing(dst, ds_rels, dsids, event_days)
+            for rel, data in public.items():  # before HEAD: a clone reads it right after cloning
+                if _read_or_none(dst, rel) != data:
+                    dst.write_bytes(rel, data)
+                    report.copied.append(f"{name}: {rel}")
             for mine in wanted:
                 if _differs(src, dst, mine, have.get(mine.relpath)):
                     tick(1)
@@ -124,9 +155,23 @@ def sync_files(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
 
 
 def sync(sr: StoreReplicas, datasets: list[str],
-         tick: Callable[[int], None] | None = None) -> SyncReport:
+         tick: Callable[[int], None] | None = None, git_only: bool = False) -> SyncReport:
+    """Everything (`git_only`: only the given datasets' git sides, bundles and recent events, as
+    the post-update hook asks for after a push)."""
     report = SyncReport()
     step = tick or (lambda _n: None)
+    root = sr.primary.local_root
+    if git_only:
+        today = datetime.now(timezone.utc)
+        days = sorted({(today - timedelta(days=n)).strftime("%Y-%m-%d") for n in (0, 1)})
+        sync_files(sr, datasets, report, step, days)
+        return report
+    if root is not None:
+        hooked = {d: root / dataset_relpath(d) for d in datasets if has_hook(root / dataset_relpath(d))}
+        caught = catch_up(root, sorted(hooked), hooked)
+        report.copied += [f"rebuilt bundle version {v}" for v in caught.rebuilt]
+        report.copied += [f"wrote missing event {e}" for e in caught.notified]
+        report.failed += caught.problems
     drain_queue(sr, report, step)
     copy_missing(sr, datasets, report, step)
     sync_files(sr, datasets, report, step)

@@ -96,3 +96,23 @@ def read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
         blobs[header[0]] = out[pos:pos + size]
         pos += size + 1
     return blobs
+
+
+def update_server_info(repo: Path) -> None:
+    """Refresh `info/refs` and `objects/info/packs`, so the repo can be cloned over dumb HTTP."""
+    _git(f"--git-dir={repo}", "update-server-info")
+
+
+def reflog(repo: Path, ref: str) -> list[tuple[int, str]]:
+    """(unix time, commit) of every recorded update of `ref`, oldest first; [] without a reflog."""
+    res = subprocess.run(["git", f"--git-dir={repo}", "reflog", "show", "--date=unix", "--format=%H %gd",
+                          ref, "--"], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        return []
+    out = []
+    for line in res.stdout.splitlines():
+        sha, _, sel = line.partition(" ")
+        stamp = sel[sel.rfind("@{") + 2:-1] if sel.endswith("}") else ""
+        if stamp.isdigit():
+            out.append((int(stamp), sha))
+    return out[::-1]

@@ -95,12 +95,14 @@ def test_sync_copies_missing_keys_and_the_bare_repo_files(store: Path, mirrored:
     (store / DS / "HEAD").write_text("ref: refs/heads/main\n")
     (store / DS / "hooks").mkdir()
     (store / DS / "hooks" / "post-update").write_text("#!/bin/sh\n")
-    (store / DS / "config").write_text("[core]\n\tbare = true\n")
+    (store / DS / "config").write_text('[core]\n\tbare = true\n[remote "x"]\n\turl = https://user:pw@h/\n'
+                                       '[datalad "ora-remote"]\n\tuuid = u-1\n')
     assert main(["sync", str(store)]) == 0
     assert (mirrored / rel(KEYS[2])).read_bytes() == BLOBS[2]
     assert (mirrored / DS / "HEAD").read_text() == "ref: refs/heads/main\n"
     assert not (mirrored / DS / "hooks").exists(), "hooks never leave the store"
-    assert not (mirrored / DS / "config").exists(), "a bare repo's config may hold secrets"
+    assert (mirrored / DS / "config").read_text() == (
+        '[core]\n\tbare = true\n[datalad "ora-remote"]\n\tuuid = u-1\n'), "only what a clone needs"
     capsys.readouterr()
     assert main(["sync", str(store)]) == 0
     assert capsys.readouterr().out == "", "a second run has nothing to do"

@@ -41,8 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.set_defaults(func=_repair)
     s = sub.add_parser("sync", help="drain the repair queue and copy anything missing",
                        description="Copy every key a replica missed (the repair queue first), then "
-                       "the store's other files (layout versions, config, bare repos) to the mirrors.")
+                       "the store's other files (layout versions, config, bare repos, bundle manifests, "
+                       "events) to the mirrors. In datasets with the dss hook it first records any bundle "
+                       "version (from the reflog) and event a failed hook run missed.")
     _common(s)
+    s.add_argument("--git-only", action="store_true",
+                   help="only the datasets' git sides, bundles and recent events (what a push changed)")
+    s.add_argument("--quiet", "-q", action="store_true", help="print only failures")
     s.set_defaults(func=_sync)
 
 
@@ -112,13 +117,14 @@ def _repair(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     sr, datasets = _open(args)
     with _progress("sync") as tick:
-        report = sync(sr, datasets, tick)
-    for line in report.copied:
+        report = sync(sr, datasets, tick, git_only=args.git_only)
+    for line in report.copied if not args.quiet else ():
         print(f"copied {line}")
     for line in report.failed:
         print(f"dss: could not sync {line}", file=sys.stderr)
-    print(f"sync: {len(report.copied)} copied, {report.cleared} queue entries done, "
-          f"{len(report.failed)} failed", file=sys.stderr)
+    if not args.quiet:
+        print(f"sync: {len(report.copied)} copied, {report.cleared} queue entries done, "
+              f"{len(report.failed)} failed", file=sys.stderr)
     if report.failed:
         raise DssError(f"{len(report.failed)} item(s) could not be synced (see above); the repair "
                        "queue keeps them: rerun `dss sync` when the replicas are back")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..hook_install import adopt
 from ..sibling import create_sibling
 
 
@@ -21,6 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--storage-name", help="name of the special remote (default: NAME-storage)")
     p.add_argument("--shared", help="passed to `git init --bare --shared` (e.g. group)")
     p.set_defaults(func=run)
+    a = sub.add_parser(
+        "adopt", help="install the dss post-update hook in every dataset of a store",
+        description="For datasets DataLad created (`datalad create-sibling-ria`): install the hook that "
+        "records bundle versions, events and webhook deliveries on every push and mirrors the git side. "
+        "An existing post-update hook (e.g. DataLad's `git update-server-info`) keeps running first. "
+        "Idempotent.")
+    a.add_argument("store", type=Path, help="directory of the store")
+    a.set_defaults(func=_adopt)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,4 +38,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"dataset {s.dataset_id}: git remote {s.git_remote!r} -> {s.dataset_dir}")
     print(f"content remote {s.storage_remote!r} (dss, uuid {s.storage_uuid}); "
           f"publish with: datalad push -d {args.dataset} --to {s.git_remote}")
+    return 0
+
+
+def _adopt(args: argparse.Namespace) -> int:
+    for dsid, status in adopt(args.store.absolute()):
+        print(f"{dsid}\thook {status}")
     return 0

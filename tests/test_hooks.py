@@ -1,0 +1,195 @@
+"""The post-update hook through real pushes: bundle versions, events, adopt, failure and catch-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+from conftest import require_tool, run, write_files
+
+from dss_remote import bundle_store
+from dss_remote.hook_install import CHAINED, MARKER
+from dss_remote.sibling import Sibling, create_sibling
+from ria_store.layout import dataset_relpath
+
+
+def _dss(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run("dss", *args, check=check)
+
+
+def _bundles(store: Path, dsid: str | None = None) -> list[dict[str, object]]:
+    args = ["bundles", "list", store, "--json"] + (["--dataset", dsid] if dsid else [])
+    return list(json.loads(_dss(*args).stdout))
+
+
+def _events(store: Path, *extra: str) -> list[dict[str, str]]:
+    out = _dss("events", store, "--json", *extra).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _commit(ds: Path, files: dict[str, bytes], msg: str) -> None:
+    write_files(ds, files)
+    run("datalad", "-l", "error", "save", "-m", msg, cwd=ds)
+
+
+def test_push_records_a_bundle_version_with_keys_and_checksums(published: Sibling, store: Path,
+                                                               dataset: Path) -> None:
+    rows = _bundles(store)
+    assert [(r["dataset_id"], r["ref"]) for r in rows] == [(published.dataset_id, "refs/heads/main")]
+    head = run("git", "rev-parse", "HEAD", cwd=dataset).stdout.strip()
+    assert rows[0]["commit"] == head
+    manifest = json.loads(_dss("bundles", "show", store, "~sample", "--json").stdout)
+    assert manifest["version"] == rows[0]["version"]
+    assert manifest["parent_version"] is None
+    files = {f["path"]: f for f in manifest["files"]}
+    key = run("git", "annex", "lookupkey", "small.txt", cwd=dataset).stdout.strip()
+    assert files["small.txt"]["key"] == key
+    assert files["small.txt"]["checksums"] == {"md5": key.split("--")[1].split(".")[0]}
+    assert files["small.txt"]["size"] == len(b"hello store\n")
+    assert files[".datalad/config"]["type"] == "git"
+    path = store / "dss" / "bundles" / published.dataset_id / f"{manifest['version']}.json"
+    assert path.stat().st_mode & 0o222 == 0, "manifests are immutable"
+    evs = _events(store)
+    assert [(e["type"], e["version"], e["commit"]) for e in evs] == [
+        ("bundle.created", manifest["version"], head)]
+    assert (store / dataset_relpath(published.dataset_id) / "info" / "refs").is_file()
+
+
+def test_second_push_names_its_parent_and_git_annex_only_pushes_add_nothing(
+        published: Sibling, store: Path, dataset: Path) -> None:
+    first = _bundles(store)[0]
+    _commit(dataset, {"new.csv": b"a,b\n1,2\n"}, "more")
+    run("datalad", "-l", "error", "push", "--to", "store", cwd=dataset)
+    rows = _bundles(store)
+    assert len(rows) == 2
+    second = json.loads(_dss("bundles", "show", store, f"{published.dataset_id}@{rows[1]['version']}",
+                             "--json").stdout)
+    assert second["parent_version"] == first["version"]
+    assert {f["path"] for f in second["files"]} >= {"new.csv", "small.txt"}
+    # Only the git-annex branch moves: no new version, no new event.
+    run("git", "annex", "metadata", "small.txt", "-s", "tag=x", cwd=dataset)
+    run("git", "push", "store", "git-annex", cwd=dataset)
+    assert len(_bundles(store)) == 2
+    assert len(_events(store)) == 2
+    assert [e["event_id"] for e in _events(store, "--since", _events(store)[0]["event_id"])] == [
+        _events(store)[1]["event_id"]]
+
+
+def test_tags_are_ignored(published: Sibling, store: Path, dataset: Path) -> None:
+    run("git", "tag", "v1", cwd=dataset)
+    res = run("git", "push", "store", "v1", cwd=dataset)
+    assert "bundle version" not in res.stderr
+    assert len(_bundles(store)) == 1
+
+
+def test_bundles_show_unknown_version_says_how_to_list(published: Sibling, store: Path) -> None:
+    res = _dss("bundles", "show", store, f"{published.dataset_id}@2020-01-01T000000.000000Z", check=False)
+    assert res.returncode == 1
+    assert res.stderr.strip() == (
+        f"dss: error: no bundle version {published.dataset_id}@2020-01-01T000000.000000Z "
+        f"(see `dss bundles list {store} --dataset {published.dataset_id}`)")
+    bad = _dss("bundles", "show", store, f"{published.dataset_id}@yesterday", check=False)
+    assert bad.returncode == 1
+    assert "expected UTC time like 2026-11-22T031533.123456Z" in bad.stderr
+
+
+def test_events_since_garbage_names_the_forms(store: Path) -> None:
+    res = _dss("events", store, "--since", "last tuesday", check=False)
+    assert res.returncode == 1
+    assert "is neither an event id nor a time" in res.stderr
+
+
+def test_adopt_chains_datalads_hook_and_is_idempotent(store: Path, dataset: Path) -> None:
+    require_tool("datalad")
+    run("datalad", "-l", "error", "create-sibling-ria", "-s", "ria", "--new-store-ok",
+        "--post-update-hook", f"ria+file://{store}", cwd=dataset)
+    dsid = run("datalad", "configuration", "get", "datalad.dataset.id", cwd=dataset).stdout.strip()
+    hooks = store / dataset_relpath(dsid) / "hooks"
+    datalads = (hooks / "post-update").read_text()
+    out = _dss("adopt", store).stdout
+    assert f"{dsid}\thook chained" in out
+    assert (hooks / CHAINED).read_text() == datalads
+    assert MARKER in (hooks / "post-update").read_text()
+    assert f"{dsid}\thook unchanged" in _dss("adopt", store).stdout
+    (store / dataset_relpath(dsid) / "info" / "refs").unlink()
+    run("datalad", "-l", "error", "push", "--to", "ria", cwd=dataset)
+    assert [r["dataset_id"] for r in _bundles(store)] == [dsid]
+    assert (store / dataset_relpath(dsid) / "info" / "refs").is_file()
+
+
+def test_failed_manifest_write_keeps_the_push_and_sync_rebuilds_it(published: Sibling, store: Path,
+                                                                   dataset: Path) -> None:
+    dsid = published.dataset_id
+    bdir = store / "dss" / "bundles" / dsid
+    saved = bdir.with_name("saved")
+    os.rename(bdir, saved)
+    bdir.write_text("not a directory")  # every write under it fails, even as root
+    _commit(dataset, {"later.txt": b"later\n"}, "later")
+    res = run("datalad", "-l", "error", "push", "--to", "store", cwd=dataset)
+    assert res.returncode == 0
+    head = run("git", "rev-parse", "HEAD", cwd=dataset).stdout.strip()
+    assert run("git", "--git-dir", store / dataset_relpath(dsid), "rev-parse", "main").stdout.strip() == head
+    bdir.unlink()
+    os.rename(saved, bdir)
+    assert len(_bundles(store)) == 1
+    out = _dss("sync", store).stdout
+    assert "rebuilt bundle version" in out
+    rows = _bundles(store)
+    assert [r["commit"] for r in rows][-1] == head
+    assert rows[-1]["rebuilt"] is True
+    assert [e["commit"] for e in _events(store)][-1] == head
+    again = _dss("sync", store).stdout
+    assert "rebuilt" not in again and "missing event" not in again
+
+
+def test_missing_event_is_written_by_sync(published: Sibling, store: Path) -> None:
+    ev = _events(store)[0]
+    path = store / "dss" / "events" / ev["event_id"][:10] / f"{ev['event_id']}.json"
+    path.unlink()
+    assert "wrote missing event" in _dss("sync", store).stdout
+    assert _events(store) == [ev]
+
+
+def test_two_pushes_racing_on_two_datasets(store: Path, tmp_path: Path) -> None:
+    require_tool("datalad")
+    datasets = []
+    for name in ("one", "two"):
+        ds = tmp_path / name
+        run("datalad", "-l", "error", "create", ds)
+        _commit(ds, {f"{name}.txt": name.encode()}, name)
+        create_sibling(ds, "store", f"ria+file://{store}")
+        datasets.append(ds)
+    errors: list[BaseException] = []
+
+    def push(ds: Path) -> None:
+        try:
+            run("git", "push", "store", "main", cwd=ds)
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=push, args=(ds,)) for ds in datasets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    rows = _bundles(store)
+    assert len(rows) == 2
+    evs = _events(store)
+    assert len(evs) == 2
+    assert {e["dataset_id"] for e in evs} == {r["dataset_id"] for r in rows}
+    assert [e["time"] for e in evs] == sorted(e["time"] for e in evs)
+    assert [e["event_id"] for e in evs] == sorted(e["event_id"] for e in evs)
+
+
+def test_bundle_store_versions_of_one_dataset_strictly_increase(published: Sibling, store: Path,
+                                                                dataset: Path) -> None:
+    repo = store / dataset_relpath(published.dataset_id)
+    run("git", "--git-dir", repo, "branch", "other", "main")
+    recs = [bundle_store.record(store, published.dataset_id, repo, "refs/heads/other") for _ in range(2)]
+    assert recs[0] is not None and recs[1] is None, "an unmoved branch records nothing"
+    versions = [str(r["version"]) for r in _bundles(store)]
+    assert versions == sorted(versions) and len(set(versions)) == 2
