@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from ria_store.errors import DssError, one_line
 
 from .. import __version__
-from . import demo, fsck, init, mirror, sibling
+from . import deliver, demo, fsck, init, mirror, sibling, subscribe
 
 logger = logging.getLogger(__name__)
 
-_GROUPS = (init, sibling, mirror, fsck, demo)
+_GROUPS = (init, sibling, mirror, fsck, demo, subscribe, deliver)
 
 
 def build_parser() -> argparse.ArgumentParser:
