@@ -22,6 +22,7 @@ setup(
         "google-crc32c>=1.5",   # the crc32c GCS keeps, computed locally at upload
         "fsspec>=2023.1",       # other file systems as mirrors (memory, http read-only)
         "tqdm>=4.60",           # progress bars of long dss commands on a TTY
+        "requests>=2.28",       # webhook POSTs (already installed as a datalad dependency)
     ],
     extras_require={
         "test": [
@@ -36,6 +37,7 @@ setup(
             "requests>=2.28",
             "boto3-stubs[s3]>=1.36",
             "types-tqdm",
+            "types-requests",   # stubs for mypy --strict of dss_remote.webhooks
         ],
     },
     entry_points={

@@ -1,27 +1,29 @@
 """The store's own settings file, `dss/config.json`: read strictly, written atomically.
 
-Fields: `version` (format, 1), `mirrors` (list of mirror entries, see mirrors.py) and
-`write_quorum` ("all" or a number of replicas). It never holds credentials.
+Fields: `version` (format, 1), `mirrors` (list of mirror entries, see mirrors.py),
+`write_quorum` ("all" or a number of replicas) and the optional `delivery` (webhook retry schedule,
+see delivery_policy.py). It never holds credentials.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ria_store.atomic import write_bytes_atomic
 from ria_store.errors import ConfigError, from_os_error
 
+from .delivery_policy import DeliveryPolicy, parse_delivery
 from .mirrors import Mirror, parse_mirrors, parse_quorum
 
 logger = logging.getLogger(__name__)
 
 CONFIG_RELPATH = "dss/config.json"
 FORMAT_VERSION = 1
-_FIELDS = {"version", "mirrors", "write_quorum"}
+_FIELDS = {"version", "mirrors", "write_quorum", "delivery"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class StoreConfig:
     #: "all" or a number
     write_quorum: str | int = "all"
     version: int = FORMAT_VERSION
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     @property
     def quorum(self) -> int:
@@ -42,6 +45,8 @@ class StoreConfig:
         out: dict[str, Any] = {"version": self.version, "mirrors": [m.to_json() for m in self.mirrors]}
         if self.write_quorum != "all":
             out["write_quorum"] = self.write_quorum
+        if not self.delivery.is_default():
+            out["delivery"] = self.delivery.to_json()
         return out
 
     def dumps(self) -> str:
@@ -67,7 +72,8 @@ def parse_config(text: str, where: str) -> StoreConfig:
     mirrors = tuple(parse_mirrors(cfg.get("mirrors", []), where))
     quorum = cfg.get("write_quorum", "all")
     parse_quorum(quorum, 1 + len(mirrors), where)
-    return StoreConfig(mirrors=mirrors, write_quorum=quorum)
+    delivery = parse_delivery(cfg["delivery"], where) if "delivery" in cfg else DeliveryPolicy()
+    return StoreConfig(mirrors=mirrors, write_quorum=quorum, delivery=delivery)
 
 
 def config_path(store_root: Path) -> Path:

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from ria_store.errors import DssError, one_line
 
 from .. import __version__
-from . import bundles, demo, events, fsck, init, mirror, sibling
+from . import bundles, deliver, demo, events, fsck, init, mirror, sibling, subscribe
 
 logger = logging.getLogger(__name__)
 
-_GROUPS = (init, sibling, mirror, fsck, bundles, events, demo)
+_GROUPS = (init, sibling, mirror, fsck, bundles, events, subscribe, deliver, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

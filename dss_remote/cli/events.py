@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ria_store import store as ria
 
-from .. import events
+from .. import events, outbox
 
 #: how often --follow looks for new events (the journal may be on NFS: no inotify)
 FOLLOW_INTERVAL = 1.0
@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="only events after this event id, or at/after this time (ISO 8601, UTC default)")
     p.add_argument("--follow", "-f", action="store_true", help="keep waiting for new events")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--failed", action="store_true",
+                   help="instead: deliveries given up on (dead) or unreadable (quarantined); exit 1 if any")
     p.set_defaults(func=_events)
 
 
@@ -35,8 +37,26 @@ def _print(e: events.Event, as_json: bool) -> None:
     sys.stdout.flush()
 
 
+def _failed(root: Path, as_json: bool) -> int:
+    found = list(outbox.iter_failed(root))
+    for f in found:
+        if as_json:
+            print(json.dumps({"state": f.state, "subscription_id": f.subscription_id,
+                              "event_id": f.event_id, "attempts": f.attempts,
+                              "last_error": f.last_error, "reason": f.reason, "path": str(f.path)}))
+        else:
+            print(f"{f.state}\t{f.event_id}\t{f.subscription_id}\t{f.attempts} attempts\t{f.reason}"
+                  + (f" (last error: {f.last_error})" if f.last_error else ""))
+    if found and not as_json:
+        print("dss: resend dead ones with `dss deliver STORE --retry-dead`; repair quarantined files and "
+              "move them back to dss/outbox/ (or delete them)", file=sys.stderr)
+    return 1 if found else 0
+
+
 def _events(args: argparse.Namespace) -> int:
     root = ria.open_store(args.store.absolute()).path
+    if args.failed:
+        return _failed(root, args.json)
     since, bad = args.since, 0
     while True:
         for e, path in events.iter_events(root, since):
