@@ -193,3 +193,29 @@ def test_bundle_store_versions_of_one_dataset_strictly_increase(published: Sibli
     assert recs[0] is not None and recs[1] is None, "an unmoved branch records nothing"
     versions = [str(r["version"]) for r in _bundles(store)]
     assert versions == sorted(versions) and len(set(versions)) == 2
+
+
+def test_push_delivers_a_signed_webhook_for_matching_subscriptions(published: Sibling, store: Path,
+                                                                   dataset: Path) -> None:
+    from test_webhooks import subscribe, wait_for
+    from webhook_receiver import Receiver
+
+    receiver = Receiver("s3cret").start()
+    try:
+        subscribe(store, receiver.url(), "--dataset", published.dataset_id, "--path", "*.csv",
+                  secret="s3cret")
+        subscribe(store, receiver.url("/other"), "--path", "derived/*", secret="s3cret")
+        _commit(dataset, {"table.csv": b"x,y\n"}, "csv")
+        run("datalad", "-l", "error", "push", "--to", "store", cwd=dataset)
+        wait_for(lambda: len(receiver.accepted()) >= 1, "the deliverer the hook started")
+        got = receiver.accepted()
+        assert [r.path for r in got] == ["/hook"], "only the subscription whose filters match"
+        assert got[0].signed_ok
+        body = got[0].json
+        newest = _bundles(store)[-1]
+        assert (body["type"], body["dataset_id"], body["version"]) == (
+            "bundle.created", published.dataset_id, newest["version"])
+        assert got[0].headers["X-DSS-Event"] == "bundle.created"
+        assert _dss("events", store, "--failed").returncode == 0
+    finally:
+        receiver.stop()
