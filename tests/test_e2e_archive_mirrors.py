@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,7 @@ def packed(store: Path, dataset: Path, s3_mirror: MirrorFixture, gcs_mirror: Mir
     run("datalad", "-l", "error", "export-archive-ora", archives, cwd=dataset)
     objects = sib.dataset_dir / OBJECTS_DIR
     for child in objects.iterdir():  # the pack replaces the loose objects
-        run("chmod", "-R", "u+w", child)
-        run("rm", "-rf", child)
+        shutil.rmtree(child)
     add_mirror(store, Mirror(url=s3_mirror.url, name="s3", endpoint_url=s3_mirror.endpoint_url))
     add_mirror(store, Mirror(url=gcs_mirror.url, name="gcs", endpoint_url=gcs_mirror.endpoint_url))
     code, out, err = dss("sync", store)
