@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
 
 from ria_store import store as ria
-from ria_store.archive import ArchiveReader, Member
+from ria_store.archive import ArchiveReader, ArchiveSource, Member, local_archive
 from ria_store.errors import (
     CorruptError,
     NotFoundError,
@@ -41,6 +42,9 @@ class DatasetObjects:
     reads as "cannot tell", never as "absent". On a mirror (no local root) a dataset that has
     no `ria-layout-version` yet simply holds no keys; its first write creates it with the
     store's version (`mirror_version`), so the mirror stays a byte copy of the store.
+    A key that is not loose may be packed in the replica's `archives/archive.7z`: read by path
+    where the replica is a directory on this machine, else by ranged reads through the backend
+    (`archive`), so a bucket answers for packed keys without anyone downloading the archive.
     """
 
     def __init__(self, backend: Backend, dsid: str, archives: ArchiveReader | None = None,
@@ -87,21 +91,35 @@ class DatasetObjects:
     def _rel(self, key: AnnexKey) -> str:
         return f"{self.ds_rel}/{object_relpath(key, self.object_tree_version())}"
 
-    def _archive_path(self) -> Path | None:
+    def archive(self) -> ArchiveSource | None:
+        """This replica's `archives/archive.7z`, or None when it has none: a local file where the
+        replica is a directory here, else ranged reads through the backend (one HEAD per call,
+        whose size and revision tell the index cache whether the archive changed)."""
+        rel = f"{self.ds_rel}/{ARCHIVE_PATH}"
         root = self.backend.local_root
-        return None if root is None else root / self.ds_rel / ARCHIVE_PATH
-
-    def _archived(self, key: AnnexKey) -> Member | None:
-        path = self._archive_path()
-        if path is None:
+        if root is not None:
+            return local_archive(root / rel)
+        info = self.backend.info(rel)
+        if info is None:
             return None
-        member = self.archives.find(path, archive_members(key))
+        return ArchiveSource(f"{self.name}/{rel}", info.size, (info.size, info.revision),
+                             functools.partial(self.backend.read_range, rel))
+
+    def archived(self, key: AnnexKey) -> tuple[ArchiveSource, Member] | None:
+        """The archive and its member holding `key`, if this replica's archive has it at the size
+        the key says; ArchiveError if the archive is there but unreadable."""
+        source = self.archive()
+        if source is None:
+            return None
+        member = self.archives.find(source, archive_members(key))
+        if member is None:
+            return None
         expected = key.expected_size
-        if member is not None and expected is not None and member.size != expected:
+        if expected is not None and member.size != expected:
             logger.warning("%s: archive member %s has %d bytes, key says %d; ignoring it",
                            self.name, member.name, member.size, expected)
             return None
-        return member
+        return source, member
 
     def _confirm_dataset(self) -> None:
         """Raise UnavailableError unless the dataset directory is still reachable."""
@@ -134,7 +152,7 @@ class DatasetObjects:
 
     # -- key operations -----------------------------------------------------------------
     def present(self, key: AnnexKey) -> bool:
-        if self._has_loose(key, self._rel(key)) or self._archived(key) is not None:
+        if self._has_loose(key, self._rel(key)) or self.archived(key) is not None:
             return True
         self._confirm_dataset()
         return False
@@ -158,18 +176,17 @@ class DatasetObjects:
                 corrupt = self._verify(key, rel, fd, n, checksum)
                 if corrupt is None:
                     return
-            member = self._archived(key)
-            if member is None:
+            found = self.archived(key)
+            if found is None:
                 if corrupt is not None:
                     raise corrupt
                 self._confirm_dataset()
                 raise NotFoundError(f"{self.name}: {key} is not in dataset {self.dsid} "
                                     "(neither loose nor in archives/archive.7z)")
+            source, member = found
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
-            path = self._archive_path()
-            assert path is not None
-            self.archives.extract(path, member, fd, progress)
+            self.archives.extract(source, member, fd, progress)
             corrupt = self._verify(key, f"{ARCHIVE_PATH}:{member.name}", fd, member.size, checksum)
             if corrupt is not None:
                 raise corrupt
@@ -221,8 +238,7 @@ class DatasetObjects:
         self.backend.put_file(src, rel, progress)
 
     def remove(self, key: AnnexKey) -> None:
-        member = self._archived(key)
-        if member is not None:
+        if self.archived(key) is not None:
             raise WriteError(
                 f"{self.name}: {key} is also packed in {self.ds_rel}/{ARCHIVE_PATH}, which dss "
                 "does not rewrite, so it would stay retrievable; nothing was removed (re-pack the "
@@ -234,8 +250,8 @@ class DatasetObjects:
         if self._has_loose(key, rel):
             root = self.backend.local_root
             return str(root / rel) if root is not None else f"{self.name}/{rel}"
-        member = self._archived(key)
-        if member is not None:
-            return f"{self._archive_path()}:{member.name}"
+        found = self.archived(key)
+        if found is not None:
+            return f"{found[0].name}:{found[1].name}"
         return None
 

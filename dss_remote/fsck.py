@@ -4,6 +4,11 @@ Without `--deep`, a cloud object is checked against its key's size and against t
 the service keeps (S3 `ChecksumCRC32`, GCS `crc32c`/`md5Hash`): each must equal what dss
 recorded from the source file at upload, and a service md5 must equal an MD5 key's digest.
 With `--deep`, every object is downloaded and hashed (the key's checksum, else the recorded one).
+
+A key packed in a replica's `archives/archive.7z` is held by that replica, as the special remote
+sees it: it is never "missing" there. Each replica's archive is indexed (its header, by ranged
+reads on a bucket): an archive that does not parse is "corrupt", one that another replica has
+and this one lacks is "missing" (`dss sync` copies it).
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ria_store.errors import DssError, KeyFormatError, NotFoundError, one_line
+from ria_store.archive import ArchiveIndex
+from ria_store.errors import ArchiveError, DssError, KeyFormatError, NotFoundError, one_line
 from ria_store.keys import AnnexKey, parse_key, unsanitize_key
-from ria_store.layout import OBJECTS_DIR, dataset_relpath, object_relpath
+from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, archive_members, dataset_relpath, object_relpath
 
 from .backends.base import Backend, ObjectInfo
 from .checksums import Digests
@@ -52,11 +58,21 @@ class Finding:
 
 @dataclass
 class DatasetScan:
-    """What each reachable replica holds of one dataset's object tree: {relpath: info}."""
+    """What each reachable replica holds of one dataset: its object tree ({relpath: info}) and
+    the index of its archive (None: no archive, or one that does not parse)."""
 
     dataset: str
     objects: dict[str, dict[str, ObjectInfo]]
     keys: dict[str, AnnexKey]
+    archives: dict[str, ArchiveIndex | None] = field(default_factory=dict)
+    #: replicas that have an archive file, readable or not
+    with_archive: set[str] = field(default_factory=set)
+
+    def in_archive(self, replica: str, key: AnnexKey) -> bool:
+        """Whether the replica's archive holds `key` at the size the key says."""
+        index = self.archives.get(replica)
+        member = None if index is None else index.first(archive_members(key))
+        return member is not None and key.expected_size in (None, member.size)
 
 
 def key_of(relpath: str, version: str, ds_rel: str) -> AnnexKey | None:
@@ -77,9 +93,17 @@ def scan_dataset(sr: StoreReplicas, dsid: str, names: Iterable[str],
     for name, backend in sr.backends:
         if name not in names:
             continue
+        objects = next(r for r in version_of if r.label == name)
         try:
-            version = next(r for r in version_of if r.label == name).object_tree_version()
+            version = objects.object_tree_version()
             listing = {o.relpath: o for o in backend.iter_objects(f"{ds_rel}/{OBJECTS_DIR}")}
+            archive = objects.archive()
+            if archive is not None:
+                scan.with_archive.add(name)
+                scan.archives[name] = objects.archives.index(archive)
+        except ArchiveError as e:
+            findings.append(Finding("corrupt", name, dsid, f"{ds_rel}/{ARCHIVE_PATH}", None, one_line(e)))
+            scan.archives[name] = None
         except DssError as e:
             findings.append(Finding("unreachable", name, dsid, ds_rel, None, one_line(e)))
             continue
@@ -154,9 +178,15 @@ def fsck(sr: StoreReplicas, datasets: Iterable[str], replicas: Iterable[str] | N
             for name, held in scan.objects.items():
                 backend = sr.named(name)
                 for rel in sorted(union - set(held)):
+                    if scan.in_archive(name, scan.keys[rel]):
+                        continue  # packed in this replica's archive: held, as the remote sees it
                     others = [n for n, h in scan.objects.items() if rel in h]
                     findings.append(Finding("missing", name, dsid, rel, scan.keys[rel].text,
                                             f"held by {', '.join(others)}"))
+                if scan.with_archive and name not in scan.with_archive:
+                    findings.append(Finding("missing", name, dsid, f"{dataset_relpath(dsid)}/{ARCHIVE_PATH}",
+                                            None, f"held by {', '.join(sorted(scan.with_archive))} "
+                                            "(`dss sync` copies it)"))
                 if not verify:
                     continue
                 check = _deep if deep else _shallow

@@ -1,10 +1,12 @@
-"""Read keys from a dataset's `archives/archive.7z`: index once, stored members by offset.
+"""Read keys from a dataset's `archives/archive.7z`, local or in a bucket: index once, members by offset.
 
 DataLad's `export-archive-ora` writes uncompressed (`-mx0`), non-solid archives, so each member's
-bytes lie contiguously in the file. We parse the header once per process with py7zr and copy
-stored members with pread, checking the CRC32 the header records. Compressed members (an archive
-someone packed differently) are extracted with the `7z` program when it is on PATH, else with
-py7zr. A failed extraction leaves the destination as it was before the call.
+bytes lie contiguously in the file. We parse the header once per process and archive identity
+(archive_index) and copy stored members by byte range, checking the CRC32 the header records:
+with pread from a local file, with ranged reads of RANGE_CHUNK bytes from anywhere else (one
+request each). Compressed members (an archive someone packed differently) are extracted with the
+`7z` program when the archive is local and one is on PATH, else with py7zr, which reads a remote
+archive through the same ranged reads. A failed extraction leaves the destination as it was.
 """
 
 from __future__ import annotations
@@ -14,204 +16,103 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
 
+from .archive_index import FIX, ArchiveIndex, ArchiveSource, Member, load_index, raise_source_failure
 from .atomic import CHUNK, chunk_progress, write_all
-from .errors import ArchiveError, UnavailableError
+from .errors import ArchiveError, DssError, UnavailableError, one_line
+
+__all__ = ["RANGE_CHUNK", "ArchiveIndex", "ArchiveReader", "ArchiveSource", "Member", "load_index",
+           "local_archive"]
 
 logger = logging.getLogger(__name__)
 
-_COPY_METHOD = b"\x00"
-_FIX = "restore the archive from a replica or re-pack it (`datalad export-archive-ora`)"
+#: bytes per ranged read of a remote member (the part size s3transfer downloads in, too)
+RANGE_CHUNK = 8 << 20
 
 
-@dataclass(frozen=True)
-class Member:
-    """One file in the archive; `offset` is set when its bytes are stored uncompressed."""
-
-    name: str
-    size: int
-    crc32: int | None
-    offset: int | None
-
-
-@dataclass(frozen=True)
-class ArchiveIndex:
-    """The member table of one archive file, tied to the file's identity so staleness shows."""
-
-    path: Path
-    identity: tuple[int, int, int, int]
-    members: dict[str, Member]
-
-    def get(self, name: str) -> Member | None:
-        return self.members.get(name)
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def load_index(path: Path) -> ArchiveIndex:
-    """Parse the archive header; ArchiveError (one line, with the fix) if corrupt or truncated."""
-    import py7zr  # noqa: PLC0415  (heavy import, only when an archive is consulted)
-
+def local_archive(path: Path) -> ArchiveSource | None:
+    """The archive file at `path`, or None when there is none."""
     try:
-        st = path.stat()
-        with py7zr.SevenZipFile(path, mode="r") as z:
-            members = _members(z, path, st.st_size)
+        return ArchiveSource.local(path)
     except FileNotFoundError:
-        raise
-    except OSError as e:
-        raise UnavailableError(f"archive {path}: cannot read: {e.strerror} (check permissions)") from e
-    except ArchiveError:
-        raise
-    except py7zr.PasswordRequired as e:
-        raise ArchiveError(f"archive {path} has an encrypted header and dss reads no password-protected "
-                           f"archives; {_FIX} without a password") from e
-    except Exception as e:  # py7zr raises a zoo of types (Bad7zFile, EOFError, KeyError, ...)
-        raise ArchiveError(f"archive {path} is corrupt or truncated ({type(e).__name__}: "
-                           f"{' '.join(str(e).split()) or 'unreadable header'}); {_FIX}") from e
-    logger.debug("indexed %s: %d members", path, len(members))
-    return ArchiveIndex(path, _identity(st), members)
-
-
-@dataclass
-class _Block:
-    """Where one 7z folder's packed bytes lie, and how much of its output members have claimed."""
-
-    start: int
-    unpacked: int
-    stored: bool
-    n_files: int = 0
-    used: int = 0
-
-
-def _blocks(z: Any, path: Path, file_size: int) -> dict[int, _Block]:
-    """The archive's folders by id(); ArchiveError if their pack streams do not fit in the file."""
-    ms = getattr(z.header, "main_streams", None)
-    if ms is None:
-        return {}
-    if ms.packinfo is None or ms.unpackinfo is None:
-        raise ArchiveError(f"archive {path} has streams without pack or coder info (corrupt header); {_FIX}")
-    blocks: dict[int, _Block] = {}
-    packsizes = ms.packinfo.packsizes
-    pos = z.afterheader + ms.packinfo.packpos
-    stream = 0
-    for i, folder in enumerate(ms.unpackinfo.folders):
-        n_in = len(folder.packed_indices) or 1
-        packed = packsizes[stream:stream + n_in]
-        if len(packed) != n_in or not folder.unpacksizes:
-            raise ArchiveError(f"archive {path}: block {i} has no pack stream or size (corrupt header); "
-                               f"{_FIX}")
-        unpacked = folder.unpacksizes[-1]
-        stored = (len(folder.coders) == 1 and folder.coders[0]["method"] == _COPY_METHOD
-                  and n_in == 1 and not folder.bindpairs and not getattr(folder, "password", None))
-        if stored and folder.unpacksizes != packed:
-            # Copy writes its input unchanged; unequal sizes would send reads into the next block.
-            raise ArchiveError(f"archive {path}: stored block {i} declares {unpacked} bytes but packs "
-                               f"{sum(packed)} (corrupt header); {_FIX}")
-        blocks[id(folder)] = _Block(pos, unpacked, stored)
-        pos += sum(packed)
-        stream += n_in
-    if pos > file_size:
-        raise ArchiveError(f"archive {path} is truncated: data ends at byte {pos} but the file has "
-                           f"{file_size} bytes; {_FIX}")
-    return blocks
-
-
-def _members(z: Any, path: Path, file_size: int) -> dict[str, Member]:
-    blocks = _blocks(z, path, file_size)
-    infos = list(z.files)
-    for info in infos:
-        folder = info._file_info.get("folder")
-        if folder is not None:
-            blocks[id(folder)].n_files += 1
-    members: dict[str, Member] = {}
-    for info in infos:
-        name = info.filename
-        folder = info._file_info.get("folder")
-        size = int(info.uncompressed or 0)
-        crc = info._file_info.get("digest")
-        offset: int | None = None
-        if folder is not None:
-            # Every stream advances its block, even one we do not serve (a directory or symlink).
-            block = blocks[id(folder)]
-            if size < 0 or block.used + size > block.unpacked:
-                raise ArchiveError(f"archive {path}: member {name} ({size} bytes) overruns its block "
-                                   f"of {block.unpacked} bytes (corrupt header); {_FIX}")
-            if block.stored:
-                offset = block.start + block.used
-            block.used += size
-            if crc is None and folder.digestdefined and block.n_files == 1:
-                crc = folder.crc
-        else:  # an empty stream: a directory or a zero-byte file
-            offset = 0
-        if info.is_directory or info.is_symlink or info.is_junction or info.is_socket:
-            # A link's stream is its target path, not content: serving it would give wrong bytes.
-            continue
-        members[name] = Member(name, size, crc, offset)
-    return members
+        return None
 
 
 class ArchiveReader:
-    """Per-process cache of archive indexes; re-reads an index only when the file changed."""
+    """Per-process cache of archive indexes by source name; an index is parsed again only when
+    the source's identity (size and revision, or inode and mtime) changed. An archive that does
+    not parse is remembered too, so each lookup does not re-read it until it changes. Thread-safe."""
 
     def __init__(self) -> None:
-        self._indexes: dict[Path, ArchiveIndex] = {}
+        self._indexes: dict[str, ArchiveIndex] = {}
+        self._broken: dict[str, tuple[Hashable, str]] = {}  # name -> (identity, error message)
+        self._lock = threading.Lock()
 
-    def index(self, path: Path) -> ArchiveIndex | None:
-        """The index of `path`, or None when there is no archive file."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            self._indexes.pop(path, None)
-            return None
-        except OSError as e:
-            raise UnavailableError(f"archive {path}: cannot stat: {e.strerror}") from e
-        cached = self._indexes.get(path)
-        if cached is None or cached.identity != _identity(st):
-            try:
-                cached = self._indexes[path] = load_index(path)
-            except FileNotFoundError:  # removed between stat and open
-                self._indexes.pop(path, None)
+    def index(self, source: ArchiveSource | Path) -> ArchiveIndex | None:
+        """The index of the archive, or None when there is no archive file."""
+        if isinstance(source, Path):
+            found = local_archive(source)
+            if found is None:
+                self.forget(str(source))
                 return None
+            source = found
+        with self._lock:
+            cached = self._indexes.get(source.name)
+            broken = self._broken.get(source.name)
+        if cached is not None and cached.identity == source.identity:
+            return cached
+        if broken is not None and broken[0] == source.identity:
+            raise ArchiveError(broken[1])
+        try:
+            cached = load_index(source)
+        except FileNotFoundError:  # removed between stat (or HEAD) and open
+            self.forget(source.name)
+            return None
+        except ArchiveError as e:
+            with self._lock:
+                self._broken[source.name] = (source.identity, str(e))
+            raise
+        with self._lock:
+            self._indexes[source.name] = cached
+            self._broken.pop(source.name, None)
         return cached
 
-    def find(self, path: Path, names: list[str]) -> Member | None:
-        """The first of `names` in the archive at `path`, or None (no archive, or not in it)."""
-        idx = self.index(path)
-        if idx is None:
-            return None
-        for name in names:
-            m = idx.get(name)
-            if m is not None:
-                return m
-        return None
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._indexes.pop(name, None)
+            self._broken.pop(name, None)
 
-    def extract(self, path: Path, member: Member, dst_fd: int,
+    def find(self, source: ArchiveSource | Path, names: list[str]) -> Member | None:
+        """The first of `names` in the archive, or None (no archive, or not in it)."""
+        idx = self.index(source)
+        return None if idx is None else idx.first(names)
+
+    def extract(self, source: ArchiveSource | Path, member: Member, dst_fd: int,
                 progress: Callable[[int], None] | None = None) -> int:
         """Write the member's bytes to `dst_fd`, verifying size and CRC32; return bytes written.
 
         On any failure the destination is cut back to where it was (when it is a regular file),
         so no unverified bytes stay behind.
         """
+        if isinstance(source, Path):
+            source = ArchiveSource.local(source)
         start = _tell(dst_fd)
         progress = chunk_progress(member.size, progress)
         try:
             if member.offset is not None:
-                n, crc = _copy_stored(path, member, dst_fd, progress)
+                n, crc = _copy_stored(source, member, dst_fd, progress)
             else:
-                n, crc = _extract_compressed(path, member, dst_fd, progress)
+                n, crc = _extract_compressed(source, member, dst_fd, progress)
             if n != member.size:
-                raise ArchiveError(f"archive {path}: member {member.name} gave {n} of {member.size} "
-                                   f"bytes (truncated archive); {_FIX}")
+                raise ArchiveError(f"archive {source.name}: member {member.name} gave {n} of "
+                                   f"{member.size} bytes (truncated archive); {FIX}")
             if member.crc32 is not None and crc != member.crc32:
-                raise ArchiveError(f"archive {path}: member {member.name} fails its CRC32 check "
-                                   f"(corrupt archive); {_FIX}")
+                raise ArchiveError(f"archive {source.name}: member {member.name} fails its CRC32 check "
+                                   f"(corrupt archive); {FIX}")
         except BaseException:
             if start is not None:
                 _cut_back(dst_fd, start)
@@ -235,11 +136,12 @@ def _cut_back(fd: int, pos: int) -> None:
 
 
 def _pump(read: Callable[[int], bytes], dst_fd: int, limit: int | None,
-          progress: Callable[[int], None] | None) -> tuple[int, int]:
-    """Copy chunks from `read(n)` to `dst_fd` until EOF or `limit`; return (bytes, CRC32)."""
+          progress: Callable[[int], None] | None, step: int = CHUNK) -> tuple[int, int]:
+    """Copy chunks of up to `step` bytes from `read(n)` to `dst_fd` until EOF or `limit`;
+    return (bytes, CRC32)."""
     n = crc = 0
     while limit is None or n < limit:
-        chunk = read(CHUNK if limit is None else min(CHUNK, limit - n))
+        chunk = read(step if limit is None else min(step, limit - n))
         if not chunk:
             break
         write_all(dst_fd, chunk)
@@ -250,16 +152,25 @@ def _pump(read: Callable[[int], bytes], dst_fd: int, limit: int | None,
     return n, crc
 
 
-def _copy_stored(path: Path, member: Member, dst_fd: int,
+def _copy_stored(source: ArchiveSource, member: Member, dst_fd: int,
                  progress: Callable[[int], None] | None) -> tuple[int, int]:
     assert member.offset is not None
+    pos = member.offset
+    if source.path is None:
+        def read_range(size: int) -> bytes:
+            nonlocal pos
+            chunk = source.read_range(pos, size)
+            pos += len(chunk)
+            return chunk
+
+        return _pump(read_range, dst_fd, member.size, progress, RANGE_CHUNK)
+    path = source.path
     try:
         src = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise
     except OSError as e:
         raise UnavailableError(f"archive {path}: cannot open: {e.strerror} (check permissions)") from e
-    pos = member.offset
 
     def read(size: int) -> bytes:
         nonlocal pos
@@ -277,12 +188,13 @@ def _copy_stored(path: Path, member: Member, dst_fd: int,
         os.close(src)
 
 
-def _extract_compressed(path: Path, member: Member, dst_fd: int,
+def _extract_compressed(source: ArchiveSource, member: Member, dst_fd: int,
                         progress: Callable[[int], None] | None) -> tuple[int, int]:
     sevenzip = shutil.which("7z") or shutil.which("7zz")
-    if sevenzip:
-        return _extract_with_7z(sevenzip, path, member, dst_fd, progress)
-    return _extract_with_py7zr(path, member, dst_fd, progress)
+    if sevenzip and source.path is not None:
+        return _extract_with_7z(sevenzip, source.path, member, dst_fd, progress)
+    # a remote archive: py7zr reads what it needs through ranged reads (the 7z program cannot)
+    return _extract_with_py7zr(source, member, dst_fd, progress)
 
 
 def _extract_with_7z(exe: str, path: Path, member: Member, dst_fd: int,
@@ -306,7 +218,7 @@ def _extract_with_7z(exe: str, path: Path, member: Member, dst_fd: int,
             err.seek(0)
             msg = " ".join(err.read().decode(errors="replace").split())[-200:]
             raise ArchiveError(f"archive {path}: 7z failed to extract {member.name} "
-                               f"(exit {proc.returncode}: {msg}); {_FIX}")
+                               f"(exit {proc.returncode}: {msg}); {FIX}")
     return n, crc
 
 
@@ -332,7 +244,7 @@ class _Sink:
         return len(data)
 
 
-def _extract_with_py7zr(path: Path, member: Member, dst_fd: int,
+def _extract_with_py7zr(source: ArchiveSource, member: Member, dst_fd: int,
                         progress: Callable[[int], None] | None) -> tuple[int, int]:
     import py7zr  # noqa: PLC0415
     from py7zr.io import Py7zIO, WriterFactory  # noqa: PLC0415
@@ -362,15 +274,19 @@ def _extract_with_py7zr(path: Path, member: Member, dst_fd: int,
         def create(self, filename: str) -> Py7zIO:
             return Writer()
 
+    fp = source.open()
     try:
-        with py7zr.SevenZipFile(path, mode="r") as z:
+        with py7zr.SevenZipFile(fp, mode="r") as z:
             z.extract(targets=[member.name], factory=Factory())
+    except DssError:
+        raise  # the source's own failure (a replica that went away), not the archive's
     except Exception as e:
         if sink.error is not None:
             raise sink.error from e
+        raise_source_failure(fp, e)
         if isinstance(e, py7zr.PasswordRequired):
-            raise ArchiveError(f"archive {path}: member {member.name} is encrypted and dss reads no "
-                               f"password-protected archives; {_FIX} without a password") from e
-        raise ArchiveError(f"archive {path}: py7zr failed to extract {member.name} "
-                           f"({type(e).__name__}: {' '.join(str(e).split())}); {_FIX}") from e
+            raise ArchiveError(f"archive {source.name}: member {member.name} is encrypted and dss reads "
+                               f"no password-protected archives; {FIX} without a password") from e
+        raise ArchiveError(f"archive {source.name}: py7zr failed to extract {member.name} "
+                           f"({type(e).__name__}: {one_line(e)}); {FIX}") from e
     return sink.n, sink.crc

@@ -155,15 +155,62 @@ class BackendContract:
         assert listed(backend, "nothing/here") == {}
         assert listed(backend, "som") == {}  # a prefix is a directory, not a string prefix
 
+    def test_read_range_reads_like_pread(self, backend: Backend, tmp_path: Path) -> None:
+        data = os.urandom(300_000)
+        size = len(data)
+        backend.put_file(write_source(tmp_path, data), "arch/archive.7z")
+        ranges = [(0, 32), (5, 1), (1000, 70_000), (size - 3, 3), (0, size), (17, size)]
+        for start, length in ranges:
+            assert backend.read_range("arch/archive.7z", start, length) == data[start:start + length], \
+                (start, length)
+
+    @pytest.mark.parametrize(("start", "length"), [(299_990, 100), (300_000, 1), (10 ** 9, 10), (5, 0)],
+                             ids=["across-the-end", "at-the-end", "far-beyond", "zero-length"])
+    def test_read_range_at_or_beyond_the_end_is_short(self, backend: Backend, tmp_path: Path,
+                                                      start: int, length: int) -> None:
+        data = os.urandom(300_000)
+        backend.put_file(write_source(tmp_path, data), "arch/archive.7z")
+        assert backend.read_range("arch/archive.7z", start, length) == data[start:start + length]
+
+    def test_read_range_of_empty_object_is_empty(self, backend: Backend, tmp_path: Path) -> None:
+        backend.put_file(write_source(tmp_path, b""), "arch/empty")
+        assert backend.read_range("arch/empty", 0, 10) == b""
+
+    @pytest.mark.parametrize("length", [10, 0])
+    def test_read_range_of_absent_object_raises_not_found(self, backend: Backend, length: int) -> None:
+        with pytest.raises(NotFoundError) as ei:
+            backend.read_range("no/such/archive.7z", 0, length)
+        assert isinstance(ei.value, FileNotFoundError)
+        assert "\n" not in str(ei.value) and "no/such/archive.7z" in str(ei.value)
+
+    @pytest.mark.parametrize(("start", "length"), [(-1, 5), (0, -1)])
+    def test_read_range_refuses_negative_input(self, backend: Backend, tmp_path: Path,
+                                               start: int, length: int) -> None:
+        backend.put_file(write_source(tmp_path, b"0123456789"), "arch/x")
+        with pytest.raises(ValueError, match="invalid byte range"):
+            backend.read_range("arch/x", start, length)
+
+    def test_revision_changes_when_the_object_is_replaced(self, backend: Backend, tmp_path: Path) -> None:
+        """What archive index caches key on: a same-sized replacement must not look unchanged."""
+        backend.put_file(write_source(tmp_path, b"first version", "a"), "arch/archive.7z")
+        first = backend.info("arch/archive.7z")
+        backend.put_file(write_source(tmp_path, b"other version", "b"), "arch/archive.7z")
+        second = backend.info("arch/archive.7z")
+        assert first is not None and second is not None and first.size == second.size
+        assert first.revision is not None and second.revision is not None
+        assert first.revision != second.revision
+        assert backend.info("arch/archive.7z") == second  # stable while unchanged
+
     @pytest.mark.parametrize("relpath", UNSAFE)
-    @pytest.mark.parametrize("method", ["info", "get_file", "put_file", "read_bytes", "write_bytes",
-                                        "remove", "iter_objects"])
+    @pytest.mark.parametrize("method", ["info", "get_file", "read_range", "put_file", "read_bytes",
+                                        "write_bytes", "remove", "iter_objects"])
     def test_unsafe_relpaths_are_refused(self, backend: Backend, tmp_path: Path, method: str,
                                          relpath: str) -> None:
         src = write_source(tmp_path, b"data")
         fd = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT, 0o600)
         calls: dict[str, Callable[[], Any]] = {
             "info": lambda: backend.info(relpath), "get_file": lambda: backend.get_file(relpath, fd),
+            "read_range": lambda: backend.read_range(relpath, 0, 10),
             "put_file": lambda: backend.put_file(src, relpath),
             "read_bytes": lambda: backend.read_bytes(relpath),
             "write_bytes": lambda: backend.write_bytes(relpath, b"x"),

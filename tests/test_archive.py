@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import os
@@ -19,7 +20,7 @@ import pytest
 from conftest import require_tool, run
 
 from ria_store import archive as archive_mod
-from ria_store.archive import ArchiveIndex, ArchiveReader, Member, load_index
+from ria_store.archive import ArchiveIndex, ArchiveReader, ArchiveSource, Member, load_index
 from ria_store.errors import ArchiveError, DssError, UnavailableError
 from ria_store.layout import archive_members
 
@@ -80,6 +81,11 @@ def extract_to_file(reader: ArchiveReader, archive: Path, member: Member, dst: P
         return reader.extract(archive, member, fd, progress)
     finally:
         os.close(fd)
+
+
+def ranged(path: Path) -> ArchiveSource:
+    """The same file, but reached only through ranged reads, as an archive in a bucket is."""
+    return dataclasses.replace(ArchiveSource.local(path), path=None, name=f"ranged:{path}")
 
 
 def assert_progress(calls: list[int], size: int, per_chunk: bool = True) -> None:
@@ -198,7 +204,7 @@ def test_datalad_style_archive_indexes_every_member(datalad_archive: Path,
                                                     contents: dict[str, bytes]) -> None:
     idx = load_index(datalad_archive)
     assert isinstance(idx, ArchiveIndex)
-    assert idx.path == datalad_archive
+    assert idx.name == str(datalad_archive)
     assert set(idx.members) == set(contents)
     raw = datalad_archive.read_bytes()
     for name, data in contents.items():
@@ -228,6 +234,24 @@ def test_datalad_style_archive_extracts_byte_identical(datalad_archive: Path, tm
         assert dst.read_bytes() == data
         assert_progress(calls, len(data))
     assert spy.used == []  # stored members never go through an extractor
+
+
+def test_ranged_source_indexes_and_extracts_like_the_file(datalad_archive: Path, tmp_path: Path,
+                                                          contents: dict[str, bytes],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    source = ranged(datalad_archive)
+    assert load_index(source).members == load_index(datalad_archive).members
+    spy = SpyExtractors(monkeypatch)
+    reader = ArchiveReader()
+    for i, (name, data) in enumerate(contents.items()):
+        m = reader.find(source, [name])
+        assert m is not None and m.offset is not None
+        calls: list[int] = []
+        assert extract_to_file(reader, source, m, tmp_path / f"out{i}", calls.append) == len(data)
+        assert (tmp_path / f"out{i}").read_bytes() == data
+        if len(data) > MiB:  # one ranged read (and report) per RANGE_CHUNK
+            assert calls == [len(data)]
+    assert spy.used == []
 
 
 def test_extract_appends_at_the_destination_offset(stored_archive: Path, tmp_path: Path,
@@ -369,6 +393,23 @@ def test_compressed_members_extract(tool: str, compressed_archive: Path, content
         assert dst.read_bytes() == data
         assert_progress(calls, len(data), per_chunk=tool == "7z")
     assert spy.used == [tool] * len(nonempty)
+
+
+def test_compressed_members_of_a_ranged_source_extract_with_py7zr(
+        compressed_archive: Path, contents: dict[str, bytes], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 7z program reads only local files: a bucket's compressed archive goes through py7zr."""
+    sevenzip()  # on PATH, and still not used
+    spy = SpyExtractors(monkeypatch)
+    source = ranged(compressed_archive)
+    reader = ArchiveReader()
+    nonempty = {n: d for n, d in contents.items() if d}
+    for i, (name, data) in enumerate(nonempty.items()):
+        m = reader.find(source, [name])
+        assert m is not None and m.offset is None
+        assert extract_to_file(reader, source, m, tmp_path / f"out{i}") == len(data)
+        assert (tmp_path / f"out{i}").read_bytes() == data
+    assert spy.used == ["py7zr"] * len(nonempty)
 
 
 def test_compressed_member_names_are_not_wildcards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,9 @@ A backend knows nothing of git-annex or RIA; it stores bytes under POSIX-style r
 - `info` answers None for an absent object and raises UnavailableError when it cannot tell.
 - `get_file` raises NotFoundError for an absent object, writes the bytes to an open file
   descriptor and returns how many it wrote.
+- `read_range(relpath, start, length)` reads like `os.pread`: up to `length` bytes from byte
+  `start`, fewer only where the object ends (b"" from its end on); NotFoundError if absent,
+  ValueError for a negative start or length. It lets archives be indexed and read where they lie.
 - `remove` succeeds when the object is already absent.
 - `iter_objects(prefix)` lists every object under `prefix/` (recursively), with sizes and
   checksums, without reading content.
@@ -43,6 +46,9 @@ class ObjectInfo:
     checksums: Mapping[str, str] = field(default_factory=dict)
     #: checksums dss recorded at upload, computed from the source file, {name: lowercase hex}
     recorded: Mapping[str, str] = field(default_factory=dict)
+    #: an opaque token that changes when the object is replaced (S3 ETag, GCS generation, inode and
+    #: mtime of a file); None where the backend has none. Caches of what an object holds key on it.
+    revision: str | None = None
 
 
 class Backend(ABC):
@@ -70,6 +76,10 @@ class Backend(ABC):
         """Write the object's bytes to `dst_fd` (at its current offset); return the count."""
 
     @abstractmethod
+    def read_range(self, relpath: str, start: int, length: int) -> bytes:
+        """Up to `length` bytes from byte `start`, fewer only at the end (see the module docstring)."""
+
+    @abstractmethod
     def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
         """Publish the content of local file `src` as `relpath`, atomically."""
 
@@ -88,6 +98,12 @@ class Backend(ABC):
     @abstractmethod
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under `prefix/` (recursively, any order); nothing if there is none."""
+
+
+def check_range(start: int, length: int) -> None:
+    """Refuse a range no caller should ask for: a negative start or length is a bug."""
+    if start < 0 or length < 0:
+        raise ValueError(f"invalid byte range: start {start}, length {length} (both must be >= 0)")
 
 
 def check_relpath(relpath: str) -> str:

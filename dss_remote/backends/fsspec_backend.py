@@ -21,7 +21,7 @@ from ria_store.errors import (
     one_line,
 )
 
-from .base import Backend, ObjectInfo, Progress, check_relpath
+from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 READ_ONLY = frozenset({"http", "https"})
 # file systems whose single write call is atomic for readers (all in this process): no temp name
 _ATOMIC_PUT = frozenset({"memory"})
+# fields of an fsspec `info` that change when a file is replaced (which exist depends on the file system)
+_REVISION_FIELDS = ("ino", "mtime", "created", "ETag", "etag", "generation", "LastModified")
+
+
+def _revision(st: dict[str, Any]) -> str | None:
+    parts = [f"{name}={st[name]}" for name in _REVISION_FIELDS if st.get(name) is not None]
+    return " ".join(parts) or None
 
 
 class FsspecBackend(Backend):
@@ -101,7 +108,7 @@ class FsspecBackend(Backend):
             raise self._error(e, relpath) from e
         if st.get("type") != "file":
             return None
-        return ObjectInfo(relpath, int(st.get("size") or 0))
+        return ObjectInfo(relpath, int(st.get("size") or 0), revision=_revision(st))
 
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
         path = self._path(relpath)
@@ -116,6 +123,23 @@ class FsspecBackend(Backend):
         except Exception as e:
             raise self._error(e, relpath) from e
         return count
+
+    def read_range(self, relpath: str, start: int, length: int) -> bytes:
+        path = self._path(relpath)
+        check_range(start, length)
+        try:
+            fs = self._fs()
+            if length == 0:
+                if fs.info(path).get("type") != "file":
+                    raise FileNotFoundError(path)
+                return b""
+            data = fs.cat_file(path, start=start, end=start + length)
+        except Exception as e:
+            raise self._error(e, relpath) from e
+        if len(data) > length:
+            raise UnavailableError(f"replica {self.url}: the server ignored the byte range asked for "
+                                   f"{relpath}; serve the mirror from a server that supports Range requests")
+        return bytes(data)
 
     def _publish(self, relpath: str, source: Any, progress: Progress | None) -> None:
         """Write the chunks `source` yields as `relpath`, atomically."""

@@ -33,7 +33,7 @@ from ria_store.errors import (
 )
 
 from ..checksums import Digests, b64_to_hex, is_hex
-from .base import Backend, ObjectInfo, Progress, check_relpath
+from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
 from .cloud_common import (
     FdWriter,
     checksum_refused,
@@ -88,7 +88,9 @@ def _object_info(relpath: str, blob: Any) -> ObjectInfo:
         value = str(meta.get(key, "")).lower()
         if is_hex(value, length):
             recorded[name] = value
-    return ObjectInfo(relpath, int(blob.size or 0), checksums, recorded)
+    generation = blob.generation
+    return ObjectInfo(relpath, int(blob.size or 0), checksums, recorded,
+                      revision=None if generation is None else str(generation))
 
 
 def _declare_checksums(blob: Any, crc: bytes, md5: bytes) -> None:
@@ -329,6 +331,30 @@ class GcsBackend(Backend):
         except OSError as e:
             raise from_os_error(e, f"writing {relpath} from replica {self.url}", writing=True) from e
         return writer.count
+
+    def read_range(self, relpath: str, start: int, length: int) -> bytes:
+        key = self._key(relpath)
+        check_range(start, length)
+        if length == 0:
+            if self.info(relpath) is None:
+                raise NotFoundError(f"replica {self.url}: {relpath} not found")
+            return b""
+        try:
+            # no checksum: the service's crc32c is of the whole object, not of a range
+            data = self._bucket().blob(key).download_as_bytes(
+                start=start, end=start + length - 1, raw_download=True, checksum=None,
+                timeout=self.timeout, retry=self._retry)
+        except gexc.RequestRangeNotSatisfiable:
+            return b""  # starts at or past the end (or the object is empty): pread gives b""
+        except gexc.NotFound as e:
+            self._check_bucket()
+            raise NotFoundError(f"replica {self.url}: {relpath} not found") from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+        if len(data) > length:
+            raise UnavailableError(f"replica {self.url}: the service ignored the byte range asked for "
+                                   f"{relpath}; use a GCS endpoint that supports Range requests")
+        return bytes(data)
 
     def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
         self._key(relpath)

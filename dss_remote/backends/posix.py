@@ -14,7 +14,7 @@ from ria_store.atomic import TMP_PREFIX, atomic_output, copy_fd, write_all
 from ria_store.errors import NotFoundError, from_os_error
 from ria_store.store import check_inside
 
-from .base import Backend, ObjectInfo, Progress, check_relpath
+from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class PosixBackend(Backend):
             os.close(fd)
         if not stat.S_ISREG(st.st_mode):
             return None
-        return ObjectInfo(relpath, st.st_size)
+        return ObjectInfo(relpath, st.st_size, revision=f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}")
 
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
         try:
@@ -80,6 +80,33 @@ class PosixBackend(Backend):
             raise from_os_error(e, f"copying {self.url}: {relpath}") from e
         finally:
             os.close(src)
+
+    def read_range(self, relpath: str, start: int, length: int) -> bytes:
+        check_range(start, length)
+        try:
+            _, fd = self._open(relpath)
+        except OSError as e:
+            raise from_os_error(e, f"{self.url}: {relpath}") from e
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotFoundError(f"{self.url}: {relpath} is not a file")
+            want = max(0, min(length, st.st_size - start))  # never allocate past the end
+            parts: list[bytes] = []
+            while want > 0:  # pread may return less than asked (signals, some network FSs)
+                chunk = os.pread(fd, want, start)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                start += len(chunk)
+                want -= len(chunk)
+            return b"".join(parts)
+        except NotFoundError:
+            raise
+        except OSError as e:
+            raise from_os_error(e, f"{self.url}: reading {relpath} at byte {start}") from e
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _publish(self, relpath: str, mode: int) -> Iterator[int]:

@@ -30,7 +30,7 @@ from ria_store.errors import (
 )
 
 from ..checksums import Digests, b64_to_hex, hex_to_b64, is_hex
-from .base import Backend, ObjectInfo, Progress, check_relpath
+from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
 from .cloud_common import (
     FdWriter,
     checksum_refused,
@@ -110,7 +110,9 @@ def _object_info(relpath: str, head: Mapping[str, Any]) -> ObjectInfo:
     value = str(meta.get(META_CRC32, "")).lower()
     if is_hex(value, 8):
         recorded["crc32"] = value
-    return ObjectInfo(relpath, int(head.get("ContentLength", head.get("Size", 0))), checksums, recorded)
+    etag = str(head.get("ETag", "")).strip('"') or None
+    return ObjectInfo(relpath, int(head.get("ContentLength", head.get("Size", 0))), checksums, recorded,
+                      revision=etag)
 
 
 def _unwrap(e: BaseException) -> BaseException:
@@ -320,6 +322,33 @@ class S3Backend(Backend):
         except OSError as e:
             raise from_os_error(e, f"writing {relpath} from replica {self.url}", writing=True) from e
         return writer.count
+
+    def read_range(self, relpath: str, start: int, length: int) -> bytes:
+        key = self._key(relpath)
+        check_range(start, length)
+        if length == 0:
+            if self.info(relpath) is None:
+                raise NotFoundError(f"replica {self.url}: {relpath} not found")
+            return b""
+        try:
+            resp = self._client().get_object(Bucket=self.bucket, Key=key,
+                                             Range=f"bytes={start}-{start + length - 1}")
+            body = resp["Body"]
+            if not resp.get("ContentRange") and int(resp.get("ContentLength", 0)) > length:
+                body.close()  # the whole object came back: never read a large file for a range
+                raise UnavailableError(f"replica {self.url}: the service ignored the byte range asked "
+                                       f"for {relpath}; use an S3 service that supports Range requests")
+            return bytes(body.read())
+        except bce.ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in ("InvalidRange", "416"):
+                return b""  # starts at or past the end (or the object is empty): pread gives b""
+            if code in _MISSING_CODES:
+                self._check_bucket()
+                raise NotFoundError(f"replica {self.url}: {relpath} not found") from e
+            raise self._error(e, "read", relpath) from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
 
     def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
         key = self._key(relpath)

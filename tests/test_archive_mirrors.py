@@ -1,0 +1,383 @@
+"""Keys packed in `archives/archive.7z`, read from a mirror by ranged reads when the store is gone.
+
+The mirrors here are fsspec memory:// (in-process, fast); the same code runs against S3 and GCS in
+test_e2e_archive_mirrors. Each mirror holds only the archive (no loose objects), as after
+`dss sync` of a packed store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PLAIN_DSID
+from test_archive import corrupt, pack_7z, stage
+
+from dss_remote.backends.base import Backend
+from dss_remote.cli import main as cli_main
+from dss_remote.dataset_objects import DatasetObjects
+from dss_remote.mirrors import Mirror
+from dss_remote.replicas import ReplicaSet
+from dss_remote.store_admin import add_mirror
+from dss_remote.store_config import read_config
+from dss_remote.store_replicas import StoreReplicas, open_replicas
+from ria_store import archive as archive_mod
+from ria_store.archive import RANGE_CHUNK, load_index
+from ria_store.atomic import TMP_PREFIX
+from ria_store.errors import ArchiveError, NotFoundError, UnavailableError, WriteError
+from ria_store.keys import AnnexKey, parse_key
+from ria_store.layout import (
+    ARCHIVE_PATH,
+    OBJECTS_DIR,
+    VERSION_FILE,
+    archive_members,
+    dataset_relpath,
+    object_relpath,
+)
+
+MiB = 1 << 20
+DS = dataset_relpath(PLAIN_DSID)
+ARCHIVE_REL = f"{DS}/{ARCHIVE_PATH}"
+FIX_HINT = "restore the archive from a replica or re-pack it"
+
+
+def md5_key(data: bytes, ext: str) -> AnnexKey:
+    return parse_key(f"MD5E-s{len(data)}--{hashlib.md5(data).hexdigest()}{ext}")
+
+
+def sample() -> dict[AnnexKey, bytes]:
+    """Empty, tiny, small, and one member larger than RANGE_CHUNK (several ranged reads)."""
+    datas = [b"", b"x", os.urandom(1000), os.urandom(70_000), os.urandom(RANGE_CHUNK + 3 * MiB + 5)]
+    return {md5_key(d, f".{i}"): d for i, d in enumerate(datas)}
+
+
+@dataclass
+class Packed:
+    store: Path
+    keys: dict[AnnexKey, bytes]
+    sr: StoreReplicas
+    archive: Path
+
+    @property
+    def rs(self) -> ReplicaSet:
+        return self.sr.for_dataset(PLAIN_DSID)
+
+    def replica(self, name: str) -> DatasetObjects:
+        return next(r for r in self.rs.replicas if r.label == name)
+
+    def mirror(self, name: str) -> Backend:
+        return self.sr.named(name)
+
+    def put_archive(self, name: str, data: bytes) -> None:
+        self.mirror(name).write_bytes(ARCHIVE_REL, data)
+
+    def unmount_store(self, tmp_path: Path) -> None:
+        os.rename(self.store, tmp_path / "unmounted")
+
+
+def build_packed(store: Path, dsdir: Path, tmp_path: Path, keys: dict[AnnexKey, bytes],
+                 *opts: str) -> Packed:
+    """The store holds `keys` only in its archive; two memory mirrors hold the same archive."""
+    staging = stage(tmp_path / "staging", {archive_members(k)[0]: d for k, d in keys.items()})
+    archive = pack_7z(staging, dsdir / ARCHIVE_PATH, *opts)
+    assert not list((dsdir / OBJECTS_DIR).rglob("*")), "no loose objects"
+    bucket = uuid.uuid4().hex
+    for name in ("m1", "m2"):
+        add_mirror(store, Mirror(url=f"memory://{bucket}-{name}/store", name=name))
+    sr = open_replicas(f"ria+file://{store}", read_config(store))
+    for name in ("m1", "m2"):
+        backend = sr.named(name)
+        backend.write_bytes(f"{DS}/{VERSION_FILE}", b"2\n")
+        backend.put_file(archive, ARCHIVE_REL)
+    packed = Packed(store, keys, sr, archive)
+    packed.rs  # layout versions are read now, while the store is mounted  # noqa: B018
+    return packed
+
+
+@pytest.fixture
+def packed(store: Path, dsdir: Path, tmp_path: Path) -> Packed:
+    return build_packed(store, dsdir, tmp_path, sample(), "-mx0")
+
+
+def fetch(objects: DatasetObjects | ReplicaSet, key: AnnexKey, tmp_path: Path,
+          progress: Callable[[int], None] | None = None) -> bytes:
+    dst = tmp_path / "annex-tmp" / key.text
+    dst.parent.mkdir(exist_ok=True)
+    objects.retrieve(key, dst, progress)
+    return dst.read_bytes()
+
+
+def write(tmp_path: Path, data: bytes) -> Path:
+    src = tmp_path / f"src-{uuid.uuid4().hex[:8]}"
+    src.write_bytes(data)
+    return src
+
+
+def leftovers(tmp_path: Path) -> list[str]:
+    return [p.name for p in (tmp_path / "annex-tmp").iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, obj: Any, attr: str) -> list[Any]:
+    calls: list[Any] = []
+    real = getattr(obj, attr)
+
+    def spy(*args: Any) -> Any:
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(obj, attr, spy)
+    return calls
+
+
+# -- reads ----------------------------------------------------------------------------------------
+def test_mirror_archive_serves_every_key_when_the_store_is_gone(packed: Packed, tmp_path: Path) -> None:
+    packed.unmount_store(tmp_path)
+    for key, data in packed.keys.items():
+        calls: list[int] = []
+        assert fetch(packed.rs, key, tmp_path, calls.append) == data
+        if len(data) > MiB:
+            assert calls and calls[-1] == len(data) and calls == sorted(calls)
+    assert leftovers(tmp_path) == []
+
+
+def test_checkpresent_on_a_mirror_sees_archived_keys(packed: Packed, tmp_path: Path) -> None:
+    for name in ("m1", "m2"):
+        assert all(packed.replica(name).present(k) for k in packed.keys)
+    packed.unmount_store(tmp_path)
+    key = next(iter(packed.keys))
+    assert packed.replica("m1").present(key) and packed.replica("m2").present(key)
+    # the set answers by write_quorum: all three by default, so "absent" while the store is away...
+    assert packed.rs.present(key) is False
+    # ...and present with a quorum the two mirrors' archives meet
+    assert ReplicaSet(packed.rs.replicas, quorum=2).present(key) is True
+    other = md5_key(b"never stored", ".x")
+    assert packed.replica("m1").present(other) is False
+
+
+def test_index_is_read_once_for_many_keys(packed: Packed, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `git annex get` of many keys parses the header once; then one ranged read per small key."""
+    packed.unmount_store(tmp_path)
+    parses = count_calls(monkeypatch, archive_mod, "load_index")
+    ranges = count_calls(monkeypatch, packed.mirror("m1"), "read_range")
+    small = {k: d for k, d in packed.keys.items() if 0 < len(d) <= RANGE_CHUNK}
+    for _ in range(3):
+        for key, data in small.items():
+            assert fetch(packed.replica("m1"), key, tmp_path) == data
+    assert len(parses) == 1
+    header_requests = len(ranges) - 3 * len(small)
+    assert 1 <= header_requests <= 3, ranges
+    big = next(k for k, d in packed.keys.items() if len(d) > RANGE_CHUNK)
+    before = len(ranges)
+    assert fetch(packed.replica("m1"), big, tmp_path) == packed.keys[big]
+    assert len(ranges) - before == -(-big.size // RANGE_CHUNK)  # type: ignore[operator]
+    assert len(parses) == 1
+
+
+def test_a_replaced_archive_is_indexed_again(packed: Packed, tmp_path: Path) -> None:
+    m1 = packed.replica("m1")
+    first = next(iter(packed.keys))
+    assert m1.present(first)
+    new = {md5_key(b"a new pack", ".n"): b"a new pack"}
+    staging = stage(tmp_path / "staging2", {archive_members(k)[0]: d for k, d in new.items()})
+    packed.put_archive("m1", pack_7z(staging, tmp_path / "new.7z", "-mx0").read_bytes())
+    (key, data), = new.items()
+    assert fetch(m1, key, tmp_path) == data
+    assert not m1.present(first)
+
+
+def test_compressed_archive_on_a_mirror_is_read_with_py7zr_over_ranges(
+        store: Path, dsdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DataLad-made archives may be compressed: the 7z program cannot read a bucket, py7zr can."""
+    big = os.urandom(MiB) * 3  # compresses, and spans several of py7zr's reads
+    keys = {k: d for k, d in sample().items() if len(d) < MiB} | {md5_key(big, ".z"): big}
+    packed = build_packed(store, dsdir, tmp_path, keys, "-mx5")
+    packed.unmount_store(tmp_path)
+    used = count_calls(monkeypatch, archive_mod, "_extract_with_py7zr")
+    program = count_calls(monkeypatch, archive_mod, "_extract_with_7z")
+    for key, data in keys.items():
+        assert fetch(packed.rs, key, tmp_path) == data
+    assert len(used) == sum(1 for d in keys.values() if d) and program == []
+
+
+def test_whereis_names_the_mirror_archive(packed: Packed, tmp_path: Path) -> None:
+    key = next(k for k, d in packed.keys.items() if d)
+    where = packed.replica("m1").whereis(key)
+    assert where == f"{packed.mirror('m1').url}/{ARCHIVE_REL}:{archive_members(key)[0]}"
+
+
+def test_remove_refuses_a_key_packed_in_a_mirror_archive(packed: Packed, tmp_path: Path) -> None:
+    packed.unmount_store(tmp_path)
+    key = next(iter(packed.keys))
+    with pytest.raises(WriteError, match="also packed"):
+        packed.replica("m1").remove(key)
+    assert packed.replica("m1").present(key)
+
+
+# -- bad input -----------------------------------------------------------------------------------------
+def assert_names_replica_and_archive(err: BaseException, packed: Packed, name: str, *words: str) -> None:
+    msg = str(err)
+    assert "\n" not in msg, msg
+    assert f"archive {packed.mirror(name).url}/{ARCHIVE_REL}" in msg, msg
+    assert FIX_HINT in msg, msg
+    for w in words:
+        assert w.lower() in msg.lower(), msg
+
+
+def test_corrupt_archive_on_a_mirror_falls_back_to_the_next(packed: Packed, tmp_path: Path) -> None:
+    data = bytearray(packed.archive.read_bytes())
+    data[-20:-12] = bytes(b ^ 0xFF for b in data[-20:-12])  # the header's end
+    packed.put_archive("m1", bytes(data))
+    packed.unmount_store(tmp_path)
+    key, content = next((k, d) for k, d in packed.keys.items() if len(d) == 70_000)
+    with pytest.raises(ArchiveError) as ei:
+        fetch(packed.replica("m1"), key, tmp_path)
+    assert_names_replica_and_archive(ei.value, packed, "m1", "corrupt")
+    assert fetch(packed.rs, key, tmp_path) == content  # from m2
+    assert leftovers(tmp_path) == []
+
+
+def test_a_corrupt_archive_is_not_read_again_for_every_key(packed: Packed, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many keys fall back past a mirror with a broken archive: its header is read once, until
+    the archive changes (a `dss sync` or re-pack replaces it)."""
+    archive = packed.archive.read_bytes()
+    packed.put_archive("m1", archive[:-7])
+    packed.unmount_store(tmp_path)
+    ranges = count_calls(monkeypatch, packed.mirror("m1"), "read_range")
+    for key, data in packed.keys.items():
+        assert fetch(packed.rs, key, tmp_path) == data  # from m2
+    with pytest.raises(ArchiveError, match="corrupt or truncated"):
+        packed.replica("m1").present(next(iter(packed.keys)))
+    assert 1 <= len(ranges) <= 2, ranges
+    packed.put_archive("m1", archive)  # repaired
+    assert all(packed.replica("m1").present(k) for k in packed.keys)
+
+
+def test_truncated_archive_on_a_mirror(packed: Packed, tmp_path: Path) -> None:
+    data = packed.archive.read_bytes()
+    packed.put_archive("m1", data[:len(data) // 2])
+    packed.put_archive("m2", data[:-7])
+    packed.unmount_store(tmp_path)
+    key = next(k for k, d in packed.keys.items() if len(d) == 1000)
+    for name in ("m1", "m2"):
+        with pytest.raises(ArchiveError) as ei:
+            packed.replica(name).present(key)
+        assert_names_replica_and_archive(ei.value, packed, name, "truncated")
+    dst = tmp_path / "annex-tmp" / key.text
+    with pytest.raises(UnavailableError) as ei2:
+        fetch(packed.rs, key, tmp_path)
+    msg = str(ei2.value)
+    assert "\n" not in msg and "[store]" in msg and "[m1]" in msg and "[m2]" in msg, msg
+    assert msg.count("is corrupt or truncated") == 2, msg
+    assert leftovers(tmp_path) == []
+    assert not dst.exists() or dst.read_bytes() == b"", "no partial content"
+
+
+def test_corrupt_member_bytes_on_a_mirror_fail_crc_and_fall_back(packed: Packed, tmp_path: Path) -> None:
+    key, content = next((k, d) for k, d in packed.keys.items() if len(d) > RANGE_CHUNK)
+    member = load_index(packed.archive).get(archive_members(key)[0])
+    assert member is not None and member.offset is not None
+    corrupted = tmp_path / "corrupted.7z"
+    corrupted.write_bytes(packed.archive.read_bytes())
+    corrupt(corrupted, member.offset + RANGE_CHUNK + 10)  # in the second ranged read
+    packed.put_archive("m1", corrupted.read_bytes())
+    packed.unmount_store(tmp_path)
+    with pytest.raises(ArchiveError) as ei:
+        fetch(packed.replica("m1"), key, tmp_path)
+    assert_names_replica_and_archive(ei.value, packed, "m1", "CRC32")
+    assert (tmp_path / "annex-tmp" / key.text).read_bytes() == b""  # cut back
+    assert fetch(packed.rs, key, tmp_path) == content
+    assert leftovers(tmp_path) == []
+
+
+def test_mirror_lost_during_a_member_read_is_unavailable_not_corrupt(
+        packed: Packed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = next(k for k, d in packed.keys.items() if len(d) > RANGE_CHUNK)
+    m1 = packed.replica("m1")
+    assert m1.present(key)  # index cached
+    real = packed.mirror("m1").read_range
+    calls = 0
+
+    def flaky(relpath: str, start: int, length: int) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise UnavailableError(f"replica {packed.mirror('m1').url}: cannot reach the endpoint")
+        return real(relpath, start, length)
+
+    monkeypatch.setattr(packed.mirror("m1"), "read_range", flaky)
+    with pytest.raises(UnavailableError, match="cannot reach"):
+        fetch(m1, key, tmp_path)
+    assert (tmp_path / "annex-tmp" / key.text).read_bytes() == b""
+
+
+def test_archive_vanishing_between_head_and_read_means_no_archive(
+        packed: Packed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    m1 = packed.replica("m1")
+    key = next(iter(packed.keys))
+
+    def gone(relpath: str, start: int, length: int) -> bytes:
+        raise NotFoundError(f"replica {packed.mirror('m1').url}: {relpath} not found")
+
+    monkeypatch.setattr(packed.mirror("m1"), "read_range", gone)
+    assert m1.archived(key) is None
+    assert m1.present(key) is False
+
+
+# -- fsck and sync see archived keys as held ----------------------------------------------------------
+def fsck_json(store: Path, capsys: pytest.CaptureFixture[str],
+              *extra: str) -> tuple[int, list[dict[str, Any]]]:
+    rc = cli_main(["fsck", str(store), "--json", *extra])
+    return rc, json.loads(capsys.readouterr().out)["findings"]
+
+
+def test_fsck_counts_archived_keys_as_held(packed: Packed, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A mirror filled before the store was packed keeps loose copies: the store and the other
+    mirror hold the same keys in their archives, so nothing is missing anywhere."""
+    for key, data in packed.keys.items():
+        packed.mirror("m2").put_file(write(tmp_path, data), f"{DS}/{object_relpath(key, '2')}")
+    # --deep: memory:// keeps no checksums, so its loose copies are otherwise "unverified"
+    assert fsck_json(packed.store, capsys, "--deep") == (0, [])
+    assert fsck_json(packed.store, capsys, "--replica", "m1") == (0, [])
+    # and `dss sync` copies no loose object back to a replica that has the key packed
+    assert cli_main(["sync", str(packed.store)]) == 0
+    assert "copied" not in capsys.readouterr().out
+    assert not list((packed.store / DS / OBJECTS_DIR).rglob("*"))
+    assert [o.relpath for o in packed.mirror("m1").iter_objects(f"{DS}/{OBJECTS_DIR}")] == []
+
+
+def test_fsck_finds_a_missing_mirror_archive_and_sync_copies_it(packed: Packed,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    packed.mirror("m2").remove(ARCHIVE_REL)
+    rc, findings = fsck_json(packed.store, capsys)
+    assert rc == 1
+    assert [(f["kind"], f["replica"], f["path"], f["key"]) for f in findings] == [
+        ("missing", "m2", ARCHIVE_REL, None)]
+    assert "held by m1, store" in findings[0]["detail"]
+    assert cli_main(["sync", str(packed.store)]) == 0
+    assert f"copied m2: {ARCHIVE_REL}" in capsys.readouterr().out
+    assert fsck_json(packed.store, capsys) == (0, [])
+
+
+def test_fsck_reports_a_corrupt_mirror_archive_and_its_keys_as_missing(
+        packed: Packed, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key, data = next((k, d) for k, d in packed.keys.items() if len(d) == 1000)
+    packed.mirror("m2").put_file(write(tmp_path, data), f"{DS}/{object_relpath(key, '2')}")
+    archive = packed.archive.read_bytes()
+    packed.put_archive("m1", archive[:len(archive) // 2])
+    rc, findings = fsck_json(packed.store, capsys, "--deep")
+    assert rc == 1
+    got = sorted((f["kind"], f["replica"], f["key"]) for f in findings)
+    assert got == [("corrupt", "m1", None), ("missing", "m1", key.text)]
+    corrupt_finding = next(f for f in findings if f["kind"] == "corrupt")
+    assert corrupt_finding["path"] == ARCHIVE_REL
+    assert "is corrupt or truncated" in corrupt_finding["detail"] and FIX_HINT in corrupt_finding["detail"]
