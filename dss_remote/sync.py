@@ -67,7 +67,8 @@ def drain_queue(sr: StoreReplicas, report: SyncReport, tick: Callable[[int], Non
 
 def copy_missing(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
                  tick: Callable[[int], None]) -> None:
-    for f in fsck(sr, datasets, verify=False):
+    writable = [n for n, b in sr.backends if b.writable]  # read-only mirrors are filled elsewhere
+    for f in fsck(sr, datasets, writable, verify=False):
         if f.kind == "unreachable":
             report.failed.append(f"{f.replica}: {f.detail}")
             continue
@@ -108,6 +109,8 @@ def sync_files(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
         wanted += [o for o in src.iter_objects(ds_rel)
                    if not _is_private(o.relpath[len(ds_rel) + 1:])]
     for name, dst in sr.backends[1:]:
+        if not dst.writable:
+            continue
         try:
             have = {rel: info for rel in (VERSION_FILE, CONFIG_RELPATH)
                     if (info := dst.info(rel)) is not None}
