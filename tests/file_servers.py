@@ -175,7 +175,7 @@ class SshClient:
         return self.home / ".ssh"
 
 
-def _ssh_key() -> Any:
+def ssh_key() -> Any:
     try:
         import asyncssh
     except ImportError:
@@ -192,8 +192,8 @@ def sftp_server(tmp_path: Path, isolated_env: Path,
     monkeypatch.delenv("DSS_SSH_KEY", raising=False)
     root = tmp_path / "sftp-root"
     (root / "store").mkdir(parents=True)
-    client_key = _ssh_key()
-    server = SftpServer(root, _ssh_key(), [client_key]).start()
+    client_key = ssh_key()
+    server = SftpServer(root, ssh_key(), [client_key]).start()
     ssh_dir = isolated_env / ".ssh"
     ssh_dir.mkdir(mode=0o700)
     client_key.write_private_key(str(ssh_dir / "id_ed25519"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from backend_contract import BackendContract, fetch, listed, write_source
 from cloud_servers import silent_listener
-from file_servers import SftpServer, SshClient, _ssh_key, refused_port
+from file_servers import SftpServer, SshClient, refused_port, ssh_key
 
 from dss_remote.backends import backend_for_mirror
 from dss_remote.backends.sftp import SftpBackend
@@ -74,7 +74,7 @@ def test_silent_host_times_out_in_bounded_time(tmp_path: Path) -> None:
 
 def test_auth_failure_names_replica_cause_and_fix(sftp_server: Server, tmp_path: Path) -> None:
     server, client = sftp_server
-    _ssh_key().write_private_key(str(client.ssh_dir / "id_ed25519"))  # a key the server does not know
+    ssh_key().write_private_key(str(client.ssh_dir / "id_ed25519"))  # a key the server does not know
     backend = SftpBackend(server.url())
     with pytest.raises(AccessError) as err:
         backend.put_file(write_source(tmp_path, b"x"), "ab/KEY")
@@ -100,7 +100,7 @@ def test_unknown_host_key_is_refused_naming_known_hosts(sftp_server: Server) -> 
 
 def test_changed_host_key_is_refused(sftp_server: Server) -> None:
     server, client = sftp_server
-    other = _ssh_key().export_public_key().decode().strip()
+    other = ssh_key().export_public_key().decode().strip()
     (client.ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{server.port} {other}\n")
     with pytest.raises(AccessError, match=r"is not in ~/\.ssh/known_hosts or does not match it"):
         SftpBackend(server.url()).info("ab/KEY")
