@@ -20,7 +20,16 @@ setup(
         "boto3>=1.36",          # S3 mirrors: multipart uploads, retries, server-verified checksums
         "google-cloud-storage>=2.14",  # GCS mirrors: resumable uploads, retries
         "google-crc32c>=1.5",   # the crc32c GCS keeps, computed locally at upload
-        "fsspec>=2023.1",       # other file systems as mirrors (memory, http read-only)
+        "fsspec>=2023.1",       # other file systems as mirrors (memory, http read-only, sftp)
+        # Mirrors come from the store's config, so every node must be able to read whichever kind
+        # a store names (as for boto3/google-cloud-storage above): these are not extras. aiohttp
+        # (~10 MB with yarl/multidict, all wheels) is what fsspec's http file system runs on; sshfs
+        # (fsspec's asyncssh-based sftp, ~5 MB, crypto via `cryptography`, already required by
+        # google-auth) checks host keys against ~/.ssh/known_hosts and reads ~/.ssh/config like
+        # ssh, where fsspec's paramiko one accepts any host key by default.
+        "aiohttp>=3.9",         # http(s) read-only mirrors
+        "sshfs>=2025.10",       # sftp mirrors (asyncssh); also the SFTP server of the tests
+        "asyncssh>=2.21",       # used directly: posix-rename, errors, the tests' SFTP server
         "tqdm>=4.60",           # progress bars of long dss commands on a TTY
         "requests>=2.28",       # webhook POSTs (already installed as a datalad dependency)
     ],

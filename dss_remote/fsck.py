@@ -87,11 +87,15 @@ def key_of(relpath: str, version: str, ds_rel: str) -> AnnexKey | None:
 
 def scan_dataset(sr: StoreReplicas, dsid: str, names: Iterable[str],
                  findings: list[Finding]) -> DatasetScan:
+    """List each named replica's objects; a replica that cannot list (http) is asked key by key
+    for every key the listable replicas hold, so those are listed too even when not named."""
+    names = list(names)
     ds_rel = dataset_relpath(dsid)
     scan = DatasetScan(dsid, {}, {})
     version_of = sr.for_dataset(dsid).replicas
+    unlisted = [n for n in names if not sr.named(n).listable]
     for name, backend in sr.backends:
-        if name not in names:
+        if not backend.listable or (name not in names and not unlisted):
             continue
         objects = next(r for r in version_of if r.label == name)
         try:
@@ -111,13 +115,27 @@ def scan_dataset(sr: StoreReplicas, dsid: str, names: Iterable[str],
         for rel, info in listing.items():
             key = key_of(rel, version, ds_rel)
             if key is None:
-                findings.append(Finding("extra", name, dsid, rel, None,
-                                        "not a key object at its RIA path (left in place)"))
+                if name in names:
+                    findings.append(Finding("extra", name, dsid, rel, None,
+                                            "not a key object at its RIA path (left in place)"))
                 continue
             scan.keys[rel] = key
             held[rel] = info
-        scan.objects[name] = held
+        if name in names:
+            scan.objects[name] = held
+    for name in unlisted:
+        try:
+            scan.objects[name] = _probe(sr.named(name), sorted(scan.keys))
+        except DssError as e:
+            findings.append(Finding("unreachable", name, dsid, ds_rel, None, one_line(e)))
     return scan
+
+
+def _probe(backend: Backend, relpaths: list[str]) -> dict[str, ObjectInfo]:
+    """{relpath: info} of those of `relpaths` that `backend` holds, asked one by one."""
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dss-fsck-probe") as pool:
+        infos = list(pool.map(backend.info, relpaths))
+    return {rel: info for rel, info in zip(relpaths, infos, strict=True) if info is not None}
 
 
 def _shallow(backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, str] | None:
@@ -125,8 +143,8 @@ def _shallow(backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, st
     expected = key.expected_size
     if expected is not None and info.size != expected:
         return "corrupt", f"{info.size} bytes, the key says {expected}"
-    if backend.local_root is not None:
-        return None  # POSIX: size only; `--deep` hashes
+    if not backend.keeps_checksums:
+        return None  # a file system (POSIX, SFTP, HTTP) keeps no checksum: size only; `--deep` hashes
     checksum = key.checksum
     if not info.recorded and not (checksum is not None and checksum[0] in info.checksums):
         info = backend.info(info.relpath) or info  # S3 listings carry no metadata: HEAD it
@@ -250,6 +268,10 @@ def repair(sr: StoreReplicas, findings: Iterable[Finding],
     failed: list[str] = []
     for f in findings:
         if f.kind not in ("missing", "corrupt") or f.key is None:
+            continue
+        if not sr.named(f.replica).writable:
+            failed.append(f"{f.replica}: {f.key} ({f.kind}): a read-only mirror, which dss never "
+                          "writes; update the copy it serves (e.g. from the store), then fsck again")
             continue
         try:
             source = copy_key(sr, f.dataset, parse_key(f.key), f.replica)

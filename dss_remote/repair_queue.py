@@ -73,6 +73,8 @@ def load(backends: Iterable[Backend]) -> tuple[list[RepairEntry], list[str]]:
     seen: dict[str, RepairEntry] = {}
     problems: list[str] = []
     for b in backends:
+        if not b.listable:
+            continue  # never written there, and nothing to list with
         try:
             for entry in _iter_backend(b):
                 seen.setdefault(entry.relpath, entry)
@@ -91,6 +93,8 @@ def _iter_backend(b: Backend) -> Iterator[RepairEntry]:
 
 def clear(backends: Iterable[Backend], entry: RepairEntry) -> None:
     for b in backends:
+        if not b.writable:
+            continue
         try:
             b.remove(entry.relpath)
         except DssError as e:

@@ -54,43 +54,50 @@ class _MinProgress:
 class ReplicaSet:
     """The replicas of one dataset, cheapest first (the POSIX store, then its mirrors in order).
 
-    - `present` is True when `quorum` replicas hold the key (see there); UnavailableError only
-      when no replica could answer (git-annex must then hear "cannot tell", not "absent").
+    Reads use every replica; writes, presence and removal only the writable ones (`writers`): a
+    read-only mirror (http, or marked read_only) is filled by something else, so dss neither
+    writes it nor counts it.
+
+    - `present` is True when `quorum` writers hold the key (see there); UnavailableError only
+      when no writer could answer (git-annex must then hear "cannot tell", not "absent").
     - `retrieve` tries replicas in order; each read is verified (size, and the key's checksum
       where it has one) and any failure falls back to the next; the error names each replica.
-    - `store` writes all replicas in parallel and succeeds when `quorum` of them took the key;
-      every replica that missed it gets a repair-queue entry on the replicas that have it.
+    - `store` writes all writers in parallel and succeeds when `quorum` of them took the key;
+      every writer that missed it gets a repair-queue entry on the writers that have it.
       Nothing is rolled back: a complete object is never harmful, and removing it could race
       with another clone that stored the same key.
-    - `remove` removes from every replica, and fails (so git-annex keeps the location) if any
-      replica may still hold the key.
+    - `remove` removes from every writer, and fails (so git-annex keeps the location) if any
+      writer may still hold the key.
     """
 
     def __init__(self, replicas: list[DatasetObjects], quorum: int | None = None) -> None:
         if not replicas:
             raise ValueError("a ReplicaSet needs at least one replica")
         self.replicas = replicas
-        self.quorum = len(replicas) if quorum is None else quorum
+        self.writers = [r for r in replicas if r.backend.writable]
+        if not self.writers:
+            raise ValueError("a ReplicaSet needs at least one writable replica")
+        self.quorum = len(self.writers) if quorum is None else quorum
         self._pool: ThreadPoolExecutor | None = None
 
     def _why(self, failures: list[tuple[str, DssError]]) -> str:
         return _joined(failures, named=len(self.replicas) > 1)
 
     def _each(self, work: Callable[[int, DatasetObjects], T]) -> list[T | DssError]:
-        """Run `work` on every replica (in parallel when there are several); DssErrors are
+        """Run `work` on every writer (in parallel when there are several); DssErrors are
         returned in place of results."""
         def one(i: int) -> T | DssError:
             try:
-                return work(i, self.replicas[i])
+                return work(i, self.writers[i])
             except DssError as e:
                 return e
 
-        if len(self.replicas) == 1:
+        if len(self.writers) == 1:
             return [one(0)]
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=len(self.replicas),
+            self._pool = ThreadPoolExecutor(max_workers=len(self.writers),
                                             thread_name_prefix="dss-replica")
-        return list(self._pool.map(one, range(len(self.replicas))))
+        return list(self._pool.map(one, range(len(self.writers))))
 
     def present(self, key: AnnexKey) -> bool:
         """Present when `quorum` replicas hold the key: "stored as the store's policy asks".
@@ -100,7 +107,7 @@ class ReplicaSet:
         none can answer is it "cannot tell" (an unmounted store without reachable mirrors)."""
         have = 0
         failures: list[tuple[str, DssError]] = []
-        for r in self.replicas:
+        for r in self.writers:
             try:
                 if r.present(key):
                     have += 1
@@ -108,7 +115,7 @@ class ReplicaSet:
                         return True
             except DssError as e:
                 failures.append((r.label, e))
-        if len(failures) == len(self.replicas):
+        if len(failures) == len(self.writers):
             raise UnavailableError(self._why(failures))
         if failures:
             logger.info("%s: on %d replicas, write_quorum %d; unknown on %s", key, have, self.quorum,
@@ -152,7 +159,7 @@ class ReplicaSet:
                 os.unlink(tmp)
 
     def store(self, key: AnnexKey, src: Path, progress: Progress | None = None) -> None:
-        tracker = _MinProgress(progress, len(self.replicas)) if progress is not None else None
+        tracker = _MinProgress(progress, len(self.writers)) if progress is not None else None
 
         def one(i: int, r: DatasetObjects) -> None:
             report = tracker.for_replica(i) if tracker is not None else None
@@ -161,24 +168,24 @@ class ReplicaSet:
                 report(src.stat().st_size)
 
         results = self._each(one)
-        failures = [(r.label, e) for r, e in zip(self.replicas, results, strict=True)
+        failures = [(r.label, e) for r, e in zip(self.writers, results, strict=True)
                     if isinstance(e, DssError)]
         if not failures:
             return
-        took = [r for r, e in zip(self.replicas, results, strict=True) if not isinstance(e, DssError)]
+        took = [r for r, e in zip(self.writers, results, strict=True) if not isinstance(e, DssError)]
         for name, e in failures:
             repair_queue.record([r.backend for r in took], name, self.replicas[0].dsid, key.text, str(e))
         if len(took) >= self.quorum:
             logger.warning("%s: stored on %d of %d replicas (write_quorum %d); queued for repair: %s",
-                           key, len(took), len(self.replicas), self.quorum, self._why(failures))
+                           key, len(took), len(self.writers), self.quorum, self._why(failures))
             return
         raise WriteError(
-            f"{self._why(failures)} ({len(took)} of {len(self.replicas)} replicas took {key}, "
+            f"{self._why(failures)} ({len(took)} of {len(self.writers)} replicas took {key}, "
             f"write_quorum needs {self.quorum}; fix the replica and retry, or run `dss sync` later)")
 
     def remove(self, key: AnnexKey) -> None:
         results = self._each(lambda _i, r: r.remove(key))
-        failures = [(r.label, e) for r, e in zip(self.replicas, results, strict=True)
+        failures = [(r.label, e) for r, e in zip(self.writers, results, strict=True)
                     if isinstance(e, DssError)]
         if failures:
             raise WriteError(f"{self._why(failures)} (the key may still be there; fix and drop again)")

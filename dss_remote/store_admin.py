@@ -13,6 +13,7 @@ from ria_store.errors import ConfigError, DssError, NotFoundError, from_os_error
 from ria_store.layout import VERSION_FILE
 
 from .backends import backend_for_mirror
+from .backends.base import Backend
 from .mirrors import Mirror, parse_mirror, parse_mirrors
 from .store_config import CONFIG_RELPATH, StoreConfig, read_config, write_config
 
@@ -39,17 +40,23 @@ def init_store(root: Path, mirrors: Sequence[Mirror] = ()) -> str:
 
 
 def mirror_from_args(url: str, name: str | None = None, endpoint_url: str | None = None,
-                     region: str | None = None, storage_class: str | None = None) -> Mirror:
-    entry = {"url": url, "name": name, "endpoint_url": endpoint_url, "region": region,
-             "storage_class": storage_class}
+                     region: str | None = None, storage_class: str | None = None, *,
+                     read_only: bool = False) -> Mirror:
+    entry: dict[str, str | bool | None] = {
+        "url": url, "name": name, "endpoint_url": endpoint_url, "region": region,
+        "storage_class": storage_class, "read_only": read_only or None}
     return parse_mirror({k: v for k, v in entry.items() if v is not None}, "mirror")
 
 
 def seed_mirror(root: Path, mirror: Mirror, cfg: StoreConfig) -> None:
     """Make the mirror a RIA store root: its layout version and our config, written there.
-    This is also the reachability check: a wrong bucket, endpoint or credential fails here."""
+    This is also the reachability check: a wrong bucket, endpoint or credential fails here.
+    A read-only mirror is only read: it must already serve the store's layout version."""
     backend = backend_for_mirror(mirror)
     version = (root / VERSION_FILE).read_bytes()  # open_store() has checked it
+    if not mirror.writable:
+        _check_read_only_mirror(backend, mirror, version)
+        return
     try:
         if backend.local_root is not None:  # a directory mirror: like a bucket, but we may make it
             makedirs_durable(backend.local_root)
@@ -59,6 +66,20 @@ def seed_mirror(root: Path, mirror: Mirror, cfg: StoreConfig) -> None:
         raise from_os_error(e, f"mirror {mirror.name} ({mirror.url})", writing=True) from e
     except DssError as e:
         raise DssError(f"mirror {mirror.name} ({mirror.url}) is not usable: {one_line(e)}") from e
+
+
+def _check_read_only_mirror(backend: Backend, mirror: Mirror, version: bytes) -> None:
+    try:
+        served = backend.read_bytes(VERSION_FILE)
+    except NotFoundError as e:
+        raise DssError(f"mirror {mirror.name} ({mirror.url}) serves no {VERSION_FILE}; point the url at "
+                       "a copy of the store's root directory (dss only reads a read-only mirror)") from e
+    except DssError as e:
+        raise DssError(f"mirror {mirror.name} ({mirror.url}) is not readable: {one_line(e)}") from e
+    if served.strip() != version.strip():
+        raise DssError(f"mirror {mirror.name} ({mirror.url}) serves {VERSION_FILE} "
+                       f"{served.strip()[:20]!r}, the store has {version.strip()!r}; it is not a copy "
+                       "of this store (fix the url or the copy)")
 
 
 def add_mirror(root: Path, mirror: Mirror) -> StoreConfig:
@@ -85,9 +106,9 @@ def remove_mirror(root: Path, name_or_url: str) -> StoreConfig:
         names = ", ".join(f"{m.name} ({m.url})" for m in cfg.mirrors) or "none"
         raise NotFoundError(f"no mirror {name_or_url!r} in {store.path / CONFIG_RELPATH} (mirrors: {names})")
     quorum = cfg.write_quorum
-    if isinstance(quorum, int) and quorum > 1 + len(keep):
-        quorum = "all"
-    new = dataclasses.replace(cfg, mirrors=keep, write_quorum=quorum)
+    new = dataclasses.replace(cfg, mirrors=keep)
+    if isinstance(quorum, int) and quorum > new.writable_replicas:
+        new = dataclasses.replace(new, write_quorum="all")
     write_config(store.path, new)
     for other in keep:
         _push_config(store.path, other, new)
@@ -107,6 +128,8 @@ def set_quorum(root: Path, quorum: str) -> StoreConfig:
 
 
 def _push_config(root: Path, mirror: Mirror, cfg: StoreConfig) -> None:
+    if not mirror.writable:
+        return  # whatever fills a read-only mirror copies the config with the rest
     try:
         backend_for_mirror(mirror).write_bytes(CONFIG_RELPATH, cfg.dumps().encode())
     except DssError as e:  # the store's own copy is authoritative; `dss sync` catches up

@@ -37,9 +37,14 @@ class StoreConfig:
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     @property
+    def writable_replicas(self) -> int:
+        """The store and its writable mirrors: what writes go to and the quorum counts."""
+        return 1 + sum(m.writable for m in self.mirrors)
+
+    @property
     def quorum(self) -> int:
-        """How many replicas (the store and its mirrors) must take a write."""
-        return parse_quorum(self.write_quorum, 1 + len(self.mirrors), CONFIG_RELPATH)
+        """How many writable replicas (the store and its writable mirrors) must take a write."""
+        return parse_quorum(self.write_quorum, self.writable_replicas, CONFIG_RELPATH)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"version": self.version, "mirrors": [m.to_json() for m in self.mirrors]}
@@ -71,9 +76,10 @@ def parse_config(text: str, where: str) -> StoreConfig:
                           f"reads version {FORMAT_VERSION} (upgrade dss-remote)")
     mirrors = tuple(parse_mirrors(cfg.get("mirrors", []), where))
     quorum = cfg.get("write_quorum", "all")
-    parse_quorum(quorum, 1 + len(mirrors), where)
     delivery = parse_delivery(cfg["delivery"], where) if "delivery" in cfg else DeliveryPolicy()
-    return StoreConfig(mirrors=mirrors, write_quorum=quorum, delivery=delivery)
+    config = StoreConfig(mirrors=mirrors, write_quorum=quorum, delivery=delivery)
+    parse_quorum(quorum, config.writable_replicas, where)
+    return config
 
 
 def config_path(store_root: Path) -> Path:

@@ -73,7 +73,8 @@ def drain_queue(sr: StoreReplicas, report: SyncReport, tick: Callable[[int], Non
 
 def copy_missing(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
                  tick: Callable[[int], None]) -> None:
-    for f in fsck(sr, datasets, verify=False):
+    writable = [n for n, b in sr.backends if b.writable]  # read-only mirrors are filled elsewhere
+    for f in fsck(sr, datasets, writable, verify=False):
         if f.kind == "unreachable":
             report.failed.append(f"{f.replica}: {f.detail}")
             continue
@@ -139,6 +140,8 @@ def sync_files(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
                     key=lambda o: (upload_rank(o.relpath), o.relpath))
     public = {f"{r}/config": public_git_config(root / r) for r in ds_rels}
     for name, dst in sr.backends[1:]:
+        if not dst.writable:
+            continue
         try:
             have = _listing(dst, ds_rels, dsids, event_days)
             for rel, data in public.items():  # before HEAD: a clone reads it right after cloning

@@ -1,4 +1,5 @@
-"""The Backend contract as tests: each backend's test file subclasses BackendContract in a few lines."""
+"""The Backend contract as tests: each backend's test file subclasses BackendContract in a few lines
+(ReadContract alone for a read-only backend, whose test places objects with `populate`)."""
 
 from __future__ import annotations
 
@@ -67,11 +68,120 @@ def check_progress(calls: list[int], size: int) -> None:
     assert all(0 <= c <= size for c in calls)
 
 
-UNSAFE = ["../x", "a/../../x", "/abs/x", ""]
+UNSAFE = ["../x", "a/../../x", "/abs/x", "", "a/\x00/b"]
+#: object names as RIA stores hold them, with the characters git-annex keys may carry
+ODD_NAMES = ["Ab/cD/WORM-s17-m1--odd,32,38name&c,32100&s.txt/WORM-s17-m1--odd,32,38name&c,32100&s.txt",
+             "x/y/MD5E-s3--d41d8cd98f00b204e9800998ecf8427e.tar.gz/MD5E-s3--d41d8cd98f00b204e9800998ecf8427e.tar.gz",
+             "q/k/SHA256-s1--a#b?c=d;e+f/SHA256-s1--a#b?c=d;e+f"]
 
 
-class BackendContract:
-    """Abstract: subclasses provide a `backend` fixture returning a fresh, empty backend."""
+def _call(backend: Backend, method: str, relpath: str, src: Path, fd: int) -> Any:
+    calls: dict[str, Callable[[], Any]] = {
+        "info": lambda: backend.info(relpath), "get_file": lambda: backend.get_file(relpath, fd),
+        "read_range": lambda: backend.read_range(relpath, 0, 10),
+        "put_file": lambda: backend.put_file(src, relpath),
+        "read_bytes": lambda: backend.read_bytes(relpath),
+        "write_bytes": lambda: backend.write_bytes(relpath, b"x"),
+        "remove": lambda: backend.remove(relpath),
+        "iter_objects": lambda: list(backend.iter_objects(relpath))}
+    return calls[method]()
+
+
+class ReadContract:
+    """Reads. Abstract: subclasses provide a `backend` fixture returning a fresh, empty backend;
+    `populate` places objects in it (through the backend, unless it is read-only)."""
+
+    def populate(self, backend: Backend, tmp_path: Path, objects: dict[str, bytes]) -> None:
+        for relpath, data in objects.items():
+            backend.put_file(write_source(tmp_path, data, f"src-{os.urandom(4).hex()}"), relpath)
+
+    @pytest.mark.parametrize("size", [0, 1, 3 * MiB], ids=["empty", "one-byte", "3MiB"])
+    def test_get_file_reads_what_is_stored(self, backend: Backend, tmp_path: Path, size: int) -> None:
+        data = os.urandom(size)
+        self.populate(backend, tmp_path, {"ab/cd/KEY/KEY": data})
+        info = backend.info("ab/cd/KEY/KEY")
+        assert info is not None and (info.relpath, info.size) == ("ab/cd/KEY/KEY", size)
+        calls: list[int] = []
+        assert fetch(backend, "ab/cd/KEY/KEY", tmp_path, calls.append) == (size, data)
+        check_progress(calls, size)
+        assert calls == sorted(calls)
+
+    def test_read_bytes_reads_a_small_object(self, backend: Backend, tmp_path: Path) -> None:
+        self.populate(backend, tmp_path, {"ria-layout-version": b"1\n", "dss/config.json": b"{}\n"})
+        assert backend.read_bytes("ria-layout-version") == b"1\n"
+        assert backend.read_bytes("dss/config.json") == b"{}\n"
+
+    def test_odd_object_names_read_back(self, backend: Backend, tmp_path: Path) -> None:
+        objects = {name: name.encode() for name in ODD_NAMES}
+        self.populate(backend, tmp_path, objects)
+        for name, data in objects.items():
+            info = backend.info(name)
+            assert info is not None and info.size == len(data), name
+            assert fetch(backend, name, tmp_path) == (len(data), data)
+            assert backend.read_bytes(name) == data
+
+    def test_info_of_absent_object_is_none(self, backend: Backend) -> None:
+        assert backend.info("no/such/KEY") is None
+
+    def test_get_file_of_absent_object_raises_not_found(self, backend: Backend, tmp_path: Path) -> None:
+        with pytest.raises(NotFoundError):
+            fetch(backend, "no/such/KEY", tmp_path)
+
+    def test_read_bytes_of_absent_object_raises_not_found(self, backend: Backend) -> None:
+        with pytest.raises(NotFoundError):
+            backend.read_bytes("no/such/config")
+
+    def test_read_range_reads_like_pread(self, backend: Backend, tmp_path: Path) -> None:
+        data = os.urandom(300_000)
+        size = len(data)
+        self.populate(backend, tmp_path, {"arch/archive.7z": data})
+        ranges = [(0, 32), (5, 1), (1000, 70_000), (size - 3, 3), (0, size), (17, size)]
+        for start, length in ranges:
+            assert backend.read_range("arch/archive.7z", start, length) == data[start:start + length], \
+                (start, length)
+
+    @pytest.mark.parametrize(("start", "length"), [(299_990, 100), (300_000, 1), (10 ** 9, 10), (5, 0)],
+                             ids=["across-the-end", "at-the-end", "far-beyond", "zero-length"])
+    def test_read_range_at_or_beyond_the_end_is_short(self, backend: Backend, tmp_path: Path,
+                                                      start: int, length: int) -> None:
+        data = os.urandom(300_000)
+        self.populate(backend, tmp_path, {"arch/archive.7z": data})
+        assert backend.read_range("arch/archive.7z", start, length) == data[start:start + length]
+
+    def test_read_range_of_empty_object_is_empty(self, backend: Backend, tmp_path: Path) -> None:
+        self.populate(backend, tmp_path, {"arch/empty": b""})
+        assert backend.read_range("arch/empty", 0, 10) == b""
+
+    @pytest.mark.parametrize("length", [10, 0])
+    def test_read_range_of_absent_object_raises_not_found(self, backend: Backend, length: int) -> None:
+        with pytest.raises(NotFoundError) as ei:
+            backend.read_range("no/such/archive.7z", 0, length)
+        assert isinstance(ei.value, FileNotFoundError)
+        assert "\n" not in str(ei.value) and "no/such/archive.7z" in str(ei.value)
+
+    @pytest.mark.parametrize(("start", "length"), [(-1, 5), (0, -1)])
+    def test_read_range_refuses_negative_input(self, backend: Backend, tmp_path: Path,
+                                               start: int, length: int) -> None:
+        self.populate(backend, tmp_path, {"arch/x": b"0123456789"})
+        with pytest.raises(ValueError, match="invalid byte range"):
+            backend.read_range("arch/x", start, length)
+
+    @pytest.mark.parametrize("relpath", UNSAFE)
+    @pytest.mark.parametrize("method", ["info", "get_file", "read_range", "read_bytes", "iter_objects"])
+    def test_unsafe_relpaths_are_refused(self, backend: Backend, tmp_path: Path, method: str,
+                                         relpath: str) -> None:
+        src = write_source(tmp_path, b"data")
+        fd = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            with pytest.raises(UnsafePathError):
+                _call(backend, method, relpath, src, fd)
+        finally:
+            os.close(fd)
+
+
+class BackendContract(ReadContract):
+    """Reads and writes. Abstract: subclasses provide a `backend` fixture returning a fresh,
+    empty, writable backend."""
 
     #: True for backends whose service keeps checksums (S3, GCS): `recorded` must match them
     has_checksums: ClassVar[bool] = False
@@ -100,17 +210,6 @@ class BackendContract:
         count, got = fetch(backend, "big/KEY", tmp_path)
         assert count == LARGE
         assert got == data
-
-    def test_info_of_absent_object_is_none(self, backend: Backend) -> None:
-        assert backend.info("no/such/KEY") is None
-
-    def test_get_file_of_absent_object_raises_not_found(self, backend: Backend, tmp_path: Path) -> None:
-        with pytest.raises(NotFoundError):
-            fetch(backend, "no/such/KEY", tmp_path)
-
-    def test_read_bytes_of_absent_object_raises_not_found(self, backend: Backend) -> None:
-        with pytest.raises(NotFoundError):
-            backend.read_bytes("no/such/config")
 
     def test_read_write_bytes_round_trip(self, backend: Backend) -> None:
         backend.write_bytes("dss/config.json", b'{"a": 1}\n')
@@ -155,41 +254,6 @@ class BackendContract:
         assert listed(backend, "nothing/here") == {}
         assert listed(backend, "som") == {}  # a prefix is a directory, not a string prefix
 
-    def test_read_range_reads_like_pread(self, backend: Backend, tmp_path: Path) -> None:
-        data = os.urandom(300_000)
-        size = len(data)
-        backend.put_file(write_source(tmp_path, data), "arch/archive.7z")
-        ranges = [(0, 32), (5, 1), (1000, 70_000), (size - 3, 3), (0, size), (17, size)]
-        for start, length in ranges:
-            assert backend.read_range("arch/archive.7z", start, length) == data[start:start + length], \
-                (start, length)
-
-    @pytest.mark.parametrize(("start", "length"), [(299_990, 100), (300_000, 1), (10 ** 9, 10), (5, 0)],
-                             ids=["across-the-end", "at-the-end", "far-beyond", "zero-length"])
-    def test_read_range_at_or_beyond_the_end_is_short(self, backend: Backend, tmp_path: Path,
-                                                      start: int, length: int) -> None:
-        data = os.urandom(300_000)
-        backend.put_file(write_source(tmp_path, data), "arch/archive.7z")
-        assert backend.read_range("arch/archive.7z", start, length) == data[start:start + length]
-
-    def test_read_range_of_empty_object_is_empty(self, backend: Backend, tmp_path: Path) -> None:
-        backend.put_file(write_source(tmp_path, b""), "arch/empty")
-        assert backend.read_range("arch/empty", 0, 10) == b""
-
-    @pytest.mark.parametrize("length", [10, 0])
-    def test_read_range_of_absent_object_raises_not_found(self, backend: Backend, length: int) -> None:
-        with pytest.raises(NotFoundError) as ei:
-            backend.read_range("no/such/archive.7z", 0, length)
-        assert isinstance(ei.value, FileNotFoundError)
-        assert "\n" not in str(ei.value) and "no/such/archive.7z" in str(ei.value)
-
-    @pytest.mark.parametrize(("start", "length"), [(-1, 5), (0, -1)])
-    def test_read_range_refuses_negative_input(self, backend: Backend, tmp_path: Path,
-                                               start: int, length: int) -> None:
-        backend.put_file(write_source(tmp_path, b"0123456789"), "arch/x")
-        with pytest.raises(ValueError, match="invalid byte range"):
-            backend.read_range("arch/x", start, length)
-
     def test_revision_changes_when_the_object_is_replaced(self, backend: Backend, tmp_path: Path) -> None:
         """What archive index caches key on: a same-sized replacement must not look unchanged."""
         backend.put_file(write_source(tmp_path, b"first version", "a"), "arch/archive.7z")
@@ -202,23 +266,14 @@ class BackendContract:
         assert backend.info("arch/archive.7z") == second  # stable while unchanged
 
     @pytest.mark.parametrize("relpath", UNSAFE)
-    @pytest.mark.parametrize("method", ["info", "get_file", "read_range", "put_file", "read_bytes",
-                                        "write_bytes", "remove", "iter_objects"])
-    def test_unsafe_relpaths_are_refused(self, backend: Backend, tmp_path: Path, method: str,
-                                         relpath: str) -> None:
+    @pytest.mark.parametrize("method", ["put_file", "write_bytes", "remove"])
+    def test_unsafe_relpaths_are_refused_for_writes(self, backend: Backend, tmp_path: Path, method: str,
+                                                    relpath: str) -> None:
         src = write_source(tmp_path, b"data")
         fd = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT, 0o600)
-        calls: dict[str, Callable[[], Any]] = {
-            "info": lambda: backend.info(relpath), "get_file": lambda: backend.get_file(relpath, fd),
-            "read_range": lambda: backend.read_range(relpath, 0, 10),
-            "put_file": lambda: backend.put_file(src, relpath),
-            "read_bytes": lambda: backend.read_bytes(relpath),
-            "write_bytes": lambda: backend.write_bytes(relpath, b"x"),
-            "remove": lambda: backend.remove(relpath),
-            "iter_objects": lambda: list(backend.iter_objects(relpath))}
         try:
             with pytest.raises(UnsafePathError):
-                calls[method]()
+                _call(backend, method, relpath, src, fd)
         finally:
             os.close(fd)
 

@@ -19,7 +19,7 @@ from dss_remote.sibling import Sibling, create_sibling
 from dss_remote.store_admin import init_store
 from ria_store import store as ria
 
-pytest_plugins = ["cloud_servers"]  # S3 and GCS servers on loopback, and their buckets
+pytest_plugins = ["cloud_servers", "file_servers"]  # S3, GCS, HTTP and SFTP servers on loopback
 
 BINDIR = str(Path(sys.executable).parent)
 TEST_INSTALL = "pip install -e '.[test]'"

@@ -94,3 +94,73 @@ def test_cli_mirror_add_unknown_scheme(store: Path, capsys: pytest.CaptureFixtur
     assert err.startswith("dss: error: mirror: mirror url 'webdav://host/x' has unknown scheme")
     assert (store / "dss" / "config.json").read_text() == before
     assert read_config(store).mirrors == ()
+
+
+def test_http_mirror_is_read_only_and_outside_the_quorum() -> None:
+    c = parse_config(cfg(mirrors=["s3://abc/x", "https://data.example.org/store/"]), "t")
+    s3, web = c.mirrors
+    assert (s3.writable, web.writable, web.read_only, web.url) == (
+        True, False, True, "https://data.example.org/store")
+    assert (c.writable_replicas, c.quorum) == (2, 2)
+    assert web.to_json() == {"url": "https://data.example.org/store", "name": "https-data.example.org"}
+    with pytest.raises(ConfigError, match=r'write_quorum 3 must be "all" or a number from 1 to 2 '
+                                          r"\(the store plus its writable mirrors\)"):
+        parse_config(cfg(mirrors=["s3://abc/x", "https://data.example.org/store"], write_quorum=3), "t")
+
+
+def test_read_only_flag_on_a_writable_scheme_round_trips() -> None:
+    c = parse_config(cfg(mirrors=[{"url": "file:///mnt/ro-copy", "read_only": True}]), "t")
+    assert (c.mirrors[0].writable, c.writable_replicas, c.quorum) == (False, 1, 1)
+    assert c.mirrors[0].to_json()["read_only"] is True
+    assert parse_config(c.dumps(), "t") == c
+
+
+def test_http_mirror_marked_writable_is_refused() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_mirror({"url": "http://host/store", "read_only": False}, "m")
+    assert str(err.value) == ('m: http:// mirrors are read-only (HTTP has no writes); remove '
+                              '"read_only": false, or use an s3://, gs://, sftp:// or file:// url')
+
+
+def test_read_only_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="'read_only' must be true or false"):
+        parse_mirror({"url": "s3://abc/x", "read_only": "yes"}, "m")
+
+
+def test_bucket_settings_on_http_or_sftp_mirrors_are_refused() -> None:
+    for url in ("http://host/store", "sftp://host/store"):
+        with pytest.raises(ConfigError, match=r"endpoint_url, region only apply to s3:// and gs://"):
+            parse_mirror({"url": url, "endpoint_url": "http://127.0.0.1:9000", "region": "x"}, "m")
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://user:pw@host/store", "must not carry credentials"),
+    ("https:///store", "names no host"),
+    ("http://host:port/store", "invalid port"),
+    ("sftp://host", "names no directory"),
+    ("sftp://u:pw@host/store", "carries a password"),
+])
+def test_http_and_sftp_urls_bad_input(url: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why) as err:
+        check_mirror_url(url)
+    assert "pw" not in str(err.value), "a secret must never be echoed"
+
+
+def test_sftp_url_keeps_its_user_and_port() -> None:
+    assert check_mirror_url("sftp://dss@hpc.example.org:2222/data/store/") == \
+        "sftp://dss@hpc.example.org:2222/data/store"
+    assert parse_mirror("sftp://dss@hpc.example.org:2222/data/store", "m").name == \
+        "sftp-dss-hpc.example.org-2222"
+
+
+def test_cli_mirror_add_read_only_file_mirror(store: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "ria-layout-version").write_text("1\n")
+    assert main(["mirror", "add", str(store), f"file://{copy}", "--read-only", "--name", "ro"]) == 0
+    assert capsys.readouterr().out.startswith("added read-only mirror ro:")
+    assert sorted(p.name for p in copy.iterdir()) == ["ria-layout-version"], "nothing written to it"
+    assert main(["mirror", "list", str(store)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"ro\tfile://{copy}\tread-only",
+                                                    "write_quorum: all of 1 writable replicas"]

@@ -181,3 +181,55 @@ def test_corrupt_mirror_copy_is_reported_by_the_read(store: Path, mirrors: list[
     m1 = sr.for_dataset(PLAIN_DSID).replicas[1]
     with pytest.raises(CorruptError, match="does not match its key"):
         m1.retrieve(KEY, tmp_path / "out")
+
+
+@pytest.fixture
+def read_only_copy(store: Path, dsdir: Path, mirrors: list[Path], tmp_path: Path) -> Path:
+    """A third mirror, read-only: a directory something else fills (here: the test)."""
+    root = tmp_path / "ro"
+    root.mkdir()
+    (root / "ria-layout-version").write_text("1\n")
+    add_mirror(store, Mirror(url=f"file://{root}", name="ro", read_only=True))
+    return root
+
+
+def test_read_only_mirror_is_never_written_nor_counted(
+        store: Path, read_only_copy: Path, payload: Path) -> None:
+    sr = replicas(store)
+    rs = sr.for_dataset(PLAIN_DSID)
+    assert ([r.label for r in rs.replicas], [r.label for r in rs.writers], rs.quorum) == (
+        ["store", "m1", "m2", "ro"], ["store", "m1", "m2"], 3)
+    rs.store(KEY, payload)
+    assert not (read_only_copy / REL).exists()
+    assert rs.present(KEY), "present: every writable replica has it"
+    assert not (store / "dss" / "repair-queue").exists(), "a read-only mirror never misses a write"
+    rs.remove(KEY)
+    assert not rs.present(KEY)
+
+
+def test_read_only_mirror_is_read_last_in_cost_order(
+        store: Path, mirrors: list[Path], read_only_copy: Path, tmp_path: Path) -> None:
+    (read_only_copy / REL).parent.mkdir(parents=True)
+    (read_only_copy / REL).write_bytes(DATA)
+    rs = replicas(store).for_dataset(PLAIN_DSID)
+    assert not rs.present(KEY), "a copy only on a read-only mirror does not count"
+    dst = tmp_path / "got"
+    rs.retrieve(KEY, dst)
+    assert dst.read_bytes() == DATA
+    rs.remove(KEY)
+    assert (read_only_copy / REL).read_bytes() == DATA, "REMOVE leaves a read-only mirror alone"
+
+
+def test_presence_cannot_be_told_when_only_a_read_only_mirror_answers(
+        store: Path, dsdir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ro"
+    root.mkdir()
+    (root / "ria-layout-version").write_text("1\n")
+    add_mirror(store, Mirror(url=f"file://{root}", name="ro", read_only=True))
+    sr = replicas(store)
+    os.rename(store, tmp_path / "unmounted")
+    try:
+        with pytest.raises(UnavailableError):
+            sr.for_dataset(PLAIN_DSID).present(KEY)
+    finally:
+        os.rename(tmp_path / "unmounted", store)

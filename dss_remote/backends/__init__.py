@@ -32,7 +32,15 @@ def backend_for(url: str) -> Backend:
 
 
 def backend_for_mirror(mirror: Mirror) -> Backend:
-    """The backend of one mirror; cloud SDKs are imported only when a mirror needs them."""
+    """The backend of one mirror (never written if the mirror is read-only); cloud SDKs and
+    network libraries are imported only when a mirror needs them."""
+    backend = _backend_for_mirror(mirror)
+    if not mirror.writable:
+        backend.writable = False
+    return backend
+
+
+def _backend_for_mirror(mirror: Mirror) -> Backend:
     scheme = mirror.scheme
     if scheme == "s3":
         from .s3 import S3Backend  # noqa: PLC0415 - boto3 costs ~0.3 s to import
@@ -46,6 +54,14 @@ def backend_for_mirror(mirror: Mirror) -> Backend:
                           storage_class=mirror.storage_class)
     if scheme == "file":
         return PosixBackend(Path(urlsplit(mirror.url).path), mirror.url)
+    if scheme in ("http", "https"):
+        from .http import HttpBackend  # noqa: PLC0415 - aiohttp costs ~0.2 s to import
+
+        return HttpBackend(mirror.url)
+    if scheme == "sftp":
+        from .sftp import SftpBackend  # noqa: PLC0415 - asyncssh costs ~0.3 s to import
+
+        return SftpBackend(mirror.url)
     from .fsspec_backend import FsspecBackend  # noqa: PLC0415
 
     return FsspecBackend(mirror.url)

@@ -13,7 +13,10 @@ A backend knows nothing of git-annex or RIA; it stores bytes under POSIX-style r
   ValueError for a negative start or length. It lets archives be indexed and read where they lie.
 - `remove` succeeds when the object is already absent.
 - `iter_objects(prefix)` lists every object under `prefix/` (recursively), with sizes and
-  checksums, without reading content.
+  checksums, without reading content; a backend that cannot list (`listable` False: plain
+  HTTP) raises UnavailableError saying so.
+- A read-only backend (`writable` False) refuses `put_file`, `write_bytes` and `remove` with a
+  WriteError naming the fix, before anything is sent.
 - Checksums are lowercase hex, named `md5`, `sha256`, `crc32` (zlib), `crc32c` (Castagnoli).
   `ObjectInfo.checksums` are what the service itself keeps and recomputes from the stored bytes
   (S3 `ChecksumCRC32`, GCS `crc32c`/`md5Hash`); `ObjectInfo.recorded` are what dss computed
@@ -56,8 +59,12 @@ class Backend(ABC):
 
     #: a directory on this machine holding the objects (enables archive reads by offset)
     local_root: Path | None = None
-    #: False for read-only transports (e.g. plain HTTP)
+    #: False for read-only transports (e.g. plain HTTP) and mirrors configured `read_only`
     writable: bool = True
+    #: False where objects cannot be listed (plain HTTP): fsck then checks them key by key
+    listable: bool = True
+    #: True where the service keeps checksums of the stored bytes (S3, GCS): fsck compares them
+    keeps_checksums: bool = False
     #: "posix", "s3", "gcs", "memory", ...: for messages and for choosing a replica order
     kind: str = "posix"
 

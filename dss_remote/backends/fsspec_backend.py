@@ -1,4 +1,4 @@
-"""Backend on any fsspec file system: memory:// for fast tests, http(s):// for read-only mirrors."""
+"""Backend on any fsspec file system (memory:// in tests); http.py and sftp.py say how those differ."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
 
 logger = logging.getLogger(__name__)
 
-#: transports fsspec can only read from
-READ_ONLY = frozenset({"http", "https"})
 # file systems whose single write call is atomic for readers (all in this process): no temp name
 _ATOMIC_PUT = frozenset({"memory"})
 # fields of an fsspec `info` that change when a file is replaced (which exist depends on the file system)
@@ -43,8 +41,9 @@ class FsspecBackend(Backend):
 
     Writes are published atomically: on memory:// the whole content is handed over in one call
     (`pipe_file` stores a complete file object; a streamed write would be visible while it grows),
-    elsewhere it goes to a temp name beside the target, then `mv`. No checksums: the file systems
-    reached this way keep none that dss could compare.
+    elsewhere it goes to a temp name beside the target, then `_rename`. No checksums: the file
+    systems reached this way keep none that dss could compare. Subclasses override `_open_fs`
+    (how the file system is made), `_rename` and `_transport_error` (their transports' errors).
     """
 
     def __init__(self, url: str) -> None:
@@ -53,38 +52,54 @@ class FsspecBackend(Backend):
         if not parts.scheme:
             raise ConfigError(f"mirror url {url!r} has no scheme; use e.g. memory://name or https://host/path")
         self.kind = parts.scheme
-        self.writable = parts.scheme not in READ_ONLY
         self._fs_obj: Any = None
         self._root = ""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the error mapping may reset the connection while it is held
 
     def _fs(self) -> Any:
-        """The file system, opened on first use (http needs aiohttp, a read-only mirror may never be read)."""
+        """The file system, opened on first use (a mirror that is never used is never contacted)."""
         with self._lock:
             if self._fs_obj is None:
                 try:
-                    from fsspec.core import url_to_fs  # noqa: PLC0415 - costs ~0.1 s, only for these mirrors
-
-                    fs, root = url_to_fs(self.url)
+                    fs, root = self._open_fs()
                 except ImportError as e:
                     raise ConfigError(f"replica {self.url}: the {self.kind} file system needs {e.name}; "
                                       f"install it (pip install {e.name})") from e
-                except ValueError as e:
-                    raise ConfigError(f"replica {self.url}: fsspec has no file system for it "
-                                      f"({one_line(e)}); use s3://, gs://, file:// or memory://") from e
+                except DssError:
+                    raise
+                except Exception as e:
+                    raise self._error(e, "", opening=True) from e
                 self._root = str(root).rstrip("/")
                 self._fs_obj = fs
             return self._fs_obj
+
+    def _open_fs(self) -> tuple[Any, str]:
+        """(file system, root path on it) for this backend's url."""
+        from fsspec.core import url_to_fs  # noqa: PLC0415 - costs ~0.1 s, only for these mirrors
+
+        try:
+            fs, root = url_to_fs(self.url)
+        except ValueError as e:
+            raise ConfigError(f"replica {self.url}: fsspec has no file system for it "
+                              f"({one_line(e)}); use s3://, gs://, file:// or memory://") from e
+        return fs, str(root)
 
     def _path(self, relpath: str) -> str:
         check_relpath(relpath)  # before opening anything
         self._fs()  # sets self._root
         return f"{self._root}/{relpath}"
 
-    def _error(self, e: Exception, relpath: str, writing: bool = False) -> DssError:
-        where = f"replica {self.url}: {relpath}"
+    def _transport_error(self, e: Exception, relpath: str, writing: bool) -> DssError | None:
+        """The DssError for an error of this backend's transport, or None for the generic mapping."""
+        return None
+
+    def _error(self, e: Exception, relpath: str, writing: bool = False, opening: bool = False) -> DssError:
+        where = f"replica {self.url}" + ("" if opening else f": {relpath}")
         if isinstance(e, DssError):
             return e
+        mapped = self._transport_error(e, relpath, writing)
+        if mapped is not None:
+            return mapped
         if isinstance(e, FileNotFoundError):
             return NotFoundError(f"{where} not found")
         if isinstance(e, OSError) and e.errno is not None:
@@ -95,8 +110,8 @@ class FsspecBackend(Backend):
 
     def _check_writable(self) -> None:
         if not self.writable:
-            raise WriteError(f"replica {self.url}: {self.kind}:// mirrors are read-only; write to the store "
-                             "or to an s3://, gs:// or file:// mirror instead")
+            raise WriteError(f"replica {self.url} is a read-only mirror; write to the store (dss writes "
+                             "every writable mirror with it), or to an s3://, gs:// or file:// mirror")
 
     def info(self, relpath: str) -> ObjectInfo | None:
         path = self._path(relpath)
@@ -168,7 +183,7 @@ class FsspecBackend(Backend):
                     count += len(chunk)
                     if progress is not None:
                         progress(count)
-            fs.mv(tmp, path)
+            self._rename(fs, tmp, path)
         except BaseException as e:
             try:
                 fs.rm_file(tmp)
@@ -177,6 +192,10 @@ class FsspecBackend(Backend):
             if isinstance(e, Exception):
                 raise self._error(e, relpath, writing=True) from e
             raise
+
+    def _rename(self, fs: Any, tmp: str, path: str) -> None:
+        """Replace `path` with `tmp` in one step (readers see the old or the new object)."""
+        fs.mv(tmp, path)
 
     def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
         self._check_writable()
@@ -217,7 +236,9 @@ class FsspecBackend(Backend):
         self._publish(relpath, iter([data]), None)
 
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
-        top = self._path(prefix).rstrip("/")
+        return self._find(self._path(prefix).rstrip("/"), prefix)
+
+    def _find(self, top: str, prefix: str) -> Iterator[ObjectInfo]:
         skip = len(self._root) + 1
         try:
             found = self._fs().find(top, detail=True)

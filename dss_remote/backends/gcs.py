@@ -160,6 +160,7 @@ class GcsBackend(Backend):
     """
 
     kind = "gcs"
+    keeps_checksums = True
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, storage_class: str | None = None,
                  timeout: float = 30) -> None:

@@ -153,6 +153,7 @@ class S3Backend(Backend):
     """
 
     kind = "s3"
+    keeps_checksums = True
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None,
                  storage_class: str | None = None, connect_timeout: float = 5,

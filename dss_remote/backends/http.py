@@ -1,0 +1,140 @@
+"""Read-only mirrors over plain HTTP(S): a store's tree served by any web server or public bucket.
+
+Reads go through fsspec's HTTP file system (aiohttp): its session, event loop and streamed
+files; `info` is one HEAD, `get_file` one streamed GET. Plain HTTP has no listing and no
+writes, so `iter_objects` and every write say so in one line. Proxies (`HTTPS_PROXY`,
+`NO_PROXY`) and credentials (`~/.netrc`) come from the environment as curl would take them;
+the store config never holds any.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from ria_store.atomic import CHUNK, write_all
+from ria_store.errors import AccessError, DssError, NotFoundError, UnavailableError
+
+from .base import ObjectInfo, Progress, check_relpath
+from .cloud_common import op_failed, service_failed, unreachable
+from .fsspec_backend import FsspecBackend
+
+logger = logging.getLogger(__name__)
+
+#: seconds to open a connection, and to wait for the next bytes of an answer: bounded, never a hang
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+_ABSENT = (404, 410)
+_DENIED = (401, 403)
+
+
+class HttpBackend(FsspecBackend):
+    """Objects are `<url>/<relpath>` on a web server; read-only, not listable."""
+
+    writable = False
+    listable = False
+
+    def __init__(self, url: str, connect_timeout: float = CONNECT_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT) -> None:
+        super().__init__(url)
+        parts = urlsplit(self.url)
+        self._endpoint = parts.netloc
+        self._timeouts = (connect_timeout, read_timeout)
+
+    def _open_fs(self) -> tuple[Any, str]:
+        import aiohttp  # noqa: PLC0415 - only for http mirrors
+        from fsspec.implementations.http import HTTPFileSystem  # noqa: PLC0415
+
+        connect, read = self._timeouts
+        timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=read)
+        # encoded=True: _path quotes each name itself, so a key's `&`, `,` or `%` reach the server as
+        # they are in the store. skip_instance_cache: our timeouts are not part of fsspec's cache key.
+        fs = HTTPFileSystem(encoded=True, block_size=0, skip_instance_cache=True,
+                            client_kwargs={"timeout": timeout, "trust_env": True})
+        return fs, self.url
+
+    def _path(self, relpath: str) -> str:
+        check_relpath(relpath)
+        return super()._path(quote(relpath, safe="/"))
+
+    def _transport_error(self, e: Exception, relpath: str, writing: bool) -> DssError | None:
+        import asyncio  # noqa: PLC0415
+
+        import aiohttp  # noqa: PLC0415
+        from fsspec.exceptions import FSTimeoutError  # noqa: PLC0415
+
+        if isinstance(e, aiohttp.ClientResponseError):
+            return self._status_error(e.status, relpath, f"HTTP {e.status} {e.message}".strip())
+        if isinstance(e, (aiohttp.ClientConnectionError, asyncio.TimeoutError, FSTimeoutError,
+                          aiohttp.ClientPayloadError)):
+            return unreachable(self.url, self._endpoint, e)
+        return None
+
+    def _status_error(self, status: int, relpath: str, detail: str) -> DssError:
+        what = f" of {relpath}" if relpath else ""
+        if status in _ABSENT:
+            return NotFoundError(f"replica {self.url}: {relpath} not found")
+        if status in _DENIED:
+            return AccessError(f"replica {self.url}: access denied ({detail}); the server must allow "
+                               "anonymous reads, or put this host's credentials in ~/.netrc")
+        if status >= 500:
+            return service_failed(self.url, "read", what, detail)
+        return op_failed(self.url, "read", what, detail)
+
+    def info(self, relpath: str) -> ObjectInfo | None:
+        """One HEAD. fsspec's own `info` answers "absent" for any failure (it retries with a GET and
+        raises FileNotFoundError from whatever went wrong), which would turn an outage into "absent"."""
+        from fsspec.asyn import sync  # noqa: PLC0415
+
+        url = self._path(relpath)
+        fs = self._fs()
+        try:
+            status, length = sync(fs.loop, self._head, fs, url)
+        except Exception as e:
+            raise self._error(e, relpath) from e
+        if status in _ABSENT:
+            return None
+        if status >= 300:
+            raise self._status_error(status, relpath, f"HTTP {status}")
+        if length is None or not length.isdigit():
+            raise UnavailableError(f"replica {self.url}: {relpath}: the server sent no Content-Length; "
+                                   "serve the store's files as static files (no on-the-fly compression)")
+        return ObjectInfo(relpath, int(length))
+
+    @staticmethod
+    async def _head(fs: Any, url: str) -> tuple[int, str | None]:
+        import yarl  # noqa: PLC0415 - aiohttp's URL type
+
+        session = await fs.set_session()
+        async with session.head(yarl.URL(url, encoded=True), allow_redirects=True,
+                                headers={"Accept-Encoding": "identity"}) as r:
+            return int(r.status), r.headers.get("Content-Length")
+
+    def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
+        """One GET, streamed to `dst_fd`: no range requests (Python's http.server has none), and
+        no HEAD first (`fs.open` makes one, and maps its failures to FileNotFoundError)."""
+        from fsspec.asyn import sync  # noqa: PLC0415
+        from fsspec.implementations.http import HTTPStreamFile  # noqa: PLC0415
+
+        path = self._path(relpath)
+        fs = self._fs()
+        count = 0
+        try:
+            session = sync(fs.loop, fs.set_session)
+            with HTTPStreamFile(fs, path, mode="rb", loop=fs.loop, session=session) as f:
+                while chunk := f.read(CHUNK):
+                    write_all(dst_fd, chunk)
+                    count += len(chunk)
+                    if progress is not None:
+                        progress(count)
+        except Exception as e:
+            raise self._error(e, relpath) from e
+        return count
+
+    def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        self._path(prefix)  # refuses unsafe paths first
+        raise UnavailableError(
+            f"replica {self.url}: plain HTTP cannot list objects; `dss fsck` checks an http mirror "
+            "key by key against the keys the store and the other mirrors list")
