@@ -53,7 +53,7 @@ class Resolver:
 
     def url(self) -> str | None:
         override = self.git.get("dss-url") or self.git.get(_ORA_URL)
-        if override and override.startswith("ria+file:"):
+        if override and override.startswith(("ria+file:", "ria+http:", "ria+https:")):
             return override
         return self.get("url")
 

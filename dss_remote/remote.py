@@ -22,10 +22,10 @@ from ria_store.errors import DssError, UrlError, one_line
 from ria_store.keys import parse_key
 from ria_store.layout import ARCHIVE_PATH, check_dataset_id, dataset_relpath
 
-from .backends import check_usable_url
+from .backends import backend_for, check_usable_url
 from .config import SETTINGS, Resolver, read_git_remote_config
 from .replicas import ReplicaSet
-from .store_replicas import load_config, open_replicas
+from .store_replicas import load_config, load_served_config, open_replicas
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class DssRemote(SpecialRemote):
         self.configs = {s.name: s.description for s in SETTINGS.values()}
         self._archives = ArchiveReader()
         self._replicas: ReplicaSet | None = None
-        self._store: Path | None = None
+        self._store: Path | None = None  # the store's path, when it is reached as a file system
+        self._store_url: str | None = None
         self._dsid: str | None = None
 
     # GETINFO is only asked by `git annex info`; compute it then, not on every start-up.
@@ -107,14 +108,17 @@ class DssRemote(SpecialRemote):
         if not url:
             raise UrlError("this remote has no url; run `git annex enableremote NAME "
                            "url=ria+file:///path/to/store`")
-        store = Path(check_usable_url(url).path)
-        store_cfg = load_config(store, Path(self.annex.getgitdir()) / "dss" / "store-config")
+        su = check_usable_url(url, read_only_ok=True)
+        cache_dir = Path(self.annex.getgitdir()) / "dss" / "store-config"
+        store = Path(su.path) if su.is_local else None
+        store_cfg = (load_config(store, cache_dir) if store is not None
+                     else load_served_config(backend_for(url), url, cache_dir))
         dsid = resolver.get("archive-id")
         if not dsid:
             raise DssError("this remote has no archive-id; run `git annex enableremote NAME "
                            "archive-id=<dataset id>`")
         check_dataset_id(dsid)
-        self._store, self._dsid = store, dsid
+        self._store, self._store_url, self._dsid = store, url, dsid
         self._replicas = open_replicas(url, store_cfg).for_dataset(dsid, self._archives)
         logger.debug("prepared: store %s dataset %s replicas %s", store, dsid,
                      [r.label for r in self._replicas.replicas])
@@ -157,17 +161,18 @@ class DssRemote(SpecialRemote):
             return None
 
     def _info(self) -> dict[str, str]:
-        if self._replicas is None or self._store is None or self._dsid is None:
+        if self._replicas is None or self._store_url is None or self._dsid is None:
             return {}
-        info = {"store": str(self._store), "dataset id": self._dsid,
+        info = {"store": str(self._store or self._store_url), "dataset id": self._dsid,
                 "replicas": " ".join(f"{r.label}={r.name}" for r in self.replicas.replicas),
                 "write quorum": str(self.replicas.quorum)}
         objects = self.replicas.replicas[0]
         try:
             version = objects.object_tree_version()
             info["object tree"] = {"1": "v1 (hashdirlower)", "2": "v2 (hashdirmixed)"}[version]
-            index = self._archives.index(self._store / dataset_relpath(self._dsid) / ARCHIVE_PATH)
-            info["archive"] = "none" if index is None else f"{len(index.members)} members"
+            if self._store is not None:
+                index = self._archives.index(self._store / dataset_relpath(self._dsid) / ARCHIVE_PATH)
+                info["archive"] = "none" if index is None else f"{len(index.members)} members"
         except DssError as e:
             info["status"] = one_line(e)
         return info

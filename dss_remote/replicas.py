@@ -74,10 +74,11 @@ class ReplicaSet:
         if not replicas:
             raise ValueError("a ReplicaSet needs at least one replica")
         self.replicas = replicas
-        self.writers = [r for r in replicas if r.backend.writable]
-        if not self.writers:
-            raise ValueError("a ReplicaSet needs at least one writable replica")
-        self.quorum = len(self.writers) if quorum is None else quorum
+        #: the store itself reached read-only (ria+http): this clone writes nothing anywhere, and a
+        #: key is present when any replica holds it
+        self.read_only = not replicas[0].backend.writable
+        self.writers = [] if self.read_only else [r for r in replicas if r.backend.writable]
+        self.quorum = (len(self.writers) if quorum is None else quorum) if self.writers else 1
         self._pool: ThreadPoolExecutor | None = None
 
     def _why(self, failures: list[tuple[str, DssError]]) -> str:
@@ -107,7 +108,7 @@ class ReplicaSet:
         none can answer is it "cannot tell" (an unmounted store without reachable mirrors)."""
         have = 0
         failures: list[tuple[str, DssError]] = []
-        for r in self.writers:
+        for r in self.writers or self.replicas:
             try:
                 if r.present(key):
                     have += 1
@@ -115,7 +116,7 @@ class ReplicaSet:
                         return True
             except DssError as e:
                 failures.append((r.label, e))
-        if len(failures) == len(self.writers):
+        if len(failures) == len(self.writers or self.replicas):
             raise UnavailableError(self._why(failures))
         if failures:
             logger.info("%s: on %d replicas, write_quorum %d; unknown on %s", key, have, self.quorum,
@@ -158,7 +159,14 @@ class ReplicaSet:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    def _refuse_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise WriteError(f"cannot {what}: this remote reaches the store read-only "
+                             f"({self.replicas[0].label}); push with a writable url "
+                             "(git config remote.NAME.dss-url ria+file:///path/to/store)")
+
     def store(self, key: AnnexKey, src: Path, progress: Progress | None = None) -> None:
+        self._refuse_read_only(f"store {key}")
         tracker = _MinProgress(progress, len(self.writers)) if progress is not None else None
 
         def one(i: int, r: DatasetObjects) -> None:
@@ -184,6 +192,7 @@ class ReplicaSet:
             f"write_quorum needs {self.quorum}; fix the replica and retry, or run `dss sync` later)")
 
     def remove(self, key: AnnexKey) -> None:
+        self._refuse_read_only(f"remove {key}")
         results = self._each(lambda _i, r: r.remove(key))
         failures = [(r.label, e) for r, e in zip(self.writers, results, strict=True)
                     if isinstance(e, DssError)]

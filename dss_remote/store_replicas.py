@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ria_store.archive import ArchiveReader
 from ria_store.atomic import write_bytes_atomic
-from ria_store.errors import DssError
+from ria_store.errors import DssError, NotFoundError
 from ria_store.layout import DEFAULT_OBJECT_TREE_VERSION
 
 from .backends import backend_for, backend_for_mirror
@@ -87,3 +87,27 @@ def load_config(store_root: Path, cache_dir: Path | None) -> StoreConfig:
     # Nothing to go on: run without mirrors; every verb then names the missing store.
     logger.debug("store %s not reachable and no cached %s", store_root, CONFIG_RELPATH)
     return StoreConfig()
+
+
+def load_served_config(backend: Backend, url: str, cache_dir: Path | None) -> StoreConfig:
+    """The config of a store reached read-only over HTTP (`dss/config.json` there; none: no
+    mirrors); when the server cannot answer, the copy cached by the last run that could."""
+    cache = None
+    if cache_dir is not None:
+        cache = cache_dir / f"{hashlib.sha1(url.encode()).hexdigest()[:16]}.json"
+    try:
+        text = backend.read_bytes(CONFIG_RELPATH).decode("utf-8", "replace")
+    except NotFoundError:
+        return StoreConfig()
+    except DssError as e:
+        if cache is not None and cache.is_file():
+            logger.info("store %s not reachable (%s); using its config cached in %s", url, e, cache)
+            return parse_config(cache.read_text(), str(cache))
+        raise
+    cfg = parse_config(text, f"{url}/{CONFIG_RELPATH}")
+    if cache is not None:
+        try:
+            write_bytes_atomic(cache, cfg.dumps().encode())
+        except OSError as e:
+            logger.debug("cannot cache the store config in %s: %s", cache, e)
+    return cfg

@@ -233,3 +233,27 @@ def test_presence_cannot_be_told_when_only_a_read_only_mirror_answers(
             sr.for_dataset(PLAIN_DSID).present(KEY)
     finally:
         os.rename(tmp_path / "unmounted", store)
+
+
+def test_store_reached_over_http_is_read_only(store: Path, dsdir: Path, payload: Path,
+                                              tmp_path: Path) -> None:
+    from file_servers import serve_http
+
+    from dss_remote.store_replicas import load_served_config
+
+    open_replicas(f"ria+file://{store}", read_config(store)).for_dataset(PLAIN_DSID).store(KEY, payload)
+    with serve_http(store) as server:
+        url = f"ria+{server.url}"
+        from dss_remote.backends import backend_for
+
+        cfg = load_served_config(backend_for(url), url, tmp_path / "cache")
+        rs = open_replicas(url, cfg).for_dataset(PLAIN_DSID)
+        assert rs.read_only and rs.present(KEY)
+        rs.retrieve(KEY, tmp_path / "got")
+        assert (tmp_path / "got").read_bytes() == payload.read_bytes()
+        with pytest.raises(WriteError, match=r"^cannot store .*: this remote reaches the store read-only "
+                                             r"\(.*\); push with a writable url"):
+            rs.store(KEY, payload)
+        with pytest.raises(WriteError, match=r"^cannot remove"):
+            rs.remove(KEY)
+    assert (store / dataset_relpath(PLAIN_DSID) / object_relpath(KEY, "2")).is_file(), "nothing removed"

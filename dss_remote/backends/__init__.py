@@ -15,20 +15,28 @@ from .posix import PosixBackend
 __all__ = ["Backend", "PosixBackend", "backend_for", "backend_for_mirror", "check_usable_url"]
 
 
-def check_usable_url(url: str) -> StoreUrl:
-    """Parse a store URL and refuse transports this version has no backend for."""
+def check_usable_url(url: str, *, read_only_ok: bool = False) -> StoreUrl:
+    """Parse a store URL and refuse transports this version has no backend for (ria+http(s) is
+    read-only: fine for reading, where `read_only_ok`)."""
     su = parse_store_url(url)
-    if not su.is_local:
-        raise UrlError(
-            f"url {url}: the dss remote reaches stores through a mounted path (and the store's S3/GCS "
-            "mirrors); mount the store and set url=ria+file:///path (or per clone: git config "
-            "remote.NAME.dss-url ria+file:///path), or use DataLad's ora remote for ria+ssh/ria+http")
-    return su
+    if su.is_local or (read_only_ok and su.scheme in ("http", "https")):
+        return su
+    how = "read-only over ria+http(s) (a store or a mirror bucket served over HTTP), " if read_only_ok else ""
+    raise UrlError(
+        f"url {url}: the dss remote reaches stores through a mounted path, {how}and the store's "
+        "mirrors; mount the store and set url=ria+file:///path (or per clone: git config "
+        "remote.NAME.dss-url ria+file:///path), or use DataLad's ora remote for ria+ssh")
 
 
 def backend_for(url: str) -> Backend:
-    """The backend rooted at the store `url` names."""
-    return PosixBackend(Path(check_usable_url(url).path), url)
+    """The backend rooted at the store `url` names (read-only for ria+http(s))."""
+    su = check_usable_url(url, read_only_ok=True)
+    if su.is_local:
+        return PosixBackend(Path(su.path), url)
+    from .http import HttpBackend  # noqa: PLC0415 - aiohttp costs ~0.2 s to import
+
+    port = f":{su.port}" if su.port else ""
+    return HttpBackend(f"{su.scheme}://{su.host}{port}{su.path.rstrip('/')}")
 
 
 def backend_for_mirror(mirror: Mirror) -> Backend:
