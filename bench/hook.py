@@ -13,6 +13,11 @@ One run, same data, same store:
 * Each round commits a change to one file and times the whole `git push` (wall time around
   `subprocess.run`): once with the hook in place and once with the hook file moved away, in
   alternating order. The difference of the medians is what the hook adds; the ratio is reported too.
+* Each round also pushes the commit to a new branch: its first version has no parent, so the hook
+  diffs against the dataset's newest version (of another branch).
+* The worst case, a dataset's very first version, lists the whole tree: timed as the hook program
+  alone (`python -m dss_remote.post_update` in the bare repo, start-up included) with the
+  dataset's bundle directory moved aside each time.
 * The hook also starts `dss deliver` detached; that runs after the push returns and is not timed.
 
 Prints medians (min/max) and writes raw numbers to bench/results/hook-<timestamp>.json.
@@ -63,6 +68,7 @@ def build_dataset(ds: Path, n: int, env: dict[str, str]) -> None:
         lines.append(f"{mode} {sha}\t{path}\n")
     sh("git", "update-index", "--index-info", cwd=ds, env=env, stdin="".join(lines).encode())
     sh("git", "commit", "-q", "-m", f"{n} files", cwd=ds, env=env)
+    sh("git", "reset", "-q", "--hard", cwd=ds, env=env)  # the work tree, from the commit
 
 
 def main() -> int:
@@ -91,7 +97,7 @@ def main() -> int:
     dsid = sh("git", "config", "-f", ds / ".datalad" / "config", "datalad.dataset.id").strip()
     hook = store / dsid[:3] / dsid[3:] / "hooks" / "post-update"
     parked = hook.with_name("post-update.parked")
-    times: dict[str, list[float]] = {"with_hook": [], "without_hook": []}
+    times: dict[str, list[float]] = {"with_hook": [], "without_hook": [], "new_branch_with_hook": []}
     for run in range(args.runs):
         for mode in (("with_hook", "without_hook") if run % 2 == 0 else ("without_hook", "with_hook")):
             if mode == "without_hook":
@@ -103,15 +109,33 @@ def main() -> int:
             times[mode].append(time.perf_counter() - t)
             if mode == "without_hook":
                 os.rename(parked, hook)
+        # A new branch's first version has no parent; it is diffed against another branch's newest.
+        t = time.perf_counter()
+        sh("git", "push", "-q", "store", f"HEAD:refs/heads/first-{run}", cwd=ds, env=env)
+        times["new_branch_with_hook"].append(time.perf_counter() - t)
+    repo = hook.parent.parent
+    bdir = store / "dss" / "bundles" / dsid
+    times["first_version_hook_alone"] = []
+    for run in range(args.runs):
+        os.rename(bdir, bdir.with_name(f"aside-{run}"))
+        t = time.perf_counter()
+        sh(sys.executable, "-m", "dss_remote.post_update", "refs/heads/main", cwd=repo,
+           env=dict(env, GIT_DIR=str(repo)))
+        times["first_version_hook_alone"].append(time.perf_counter() - t)
+        shutil.rmtree(bdir)
+        os.rename(bdir.with_name(f"aside-{run}"), bdir)
     versions = json.loads(sh("dss", "bundles", "list", store, "--json", env=env))
     med = {k: statistics.median(v) for k, v in times.items()}
     added = med["with_hook"] - med["without_hook"]
-    print(f"{'':14}{'median s':>10}{'min':>8}{'max':>8}")
+    print(f"{'':26}{'median s':>10}{'min':>8}{'max':>8}")
     for k, v in times.items():
-        print(f"{k:14}{med[k]:10.3f}{min(v):8.3f}{max(v):8.3f}")
+        print(f"{k:26}{med[k]:10.3f}{min(v):8.3f}{max(v):8.3f}")
     verdict = "met" if added < TARGET_S else "MISSED"
     print(f"hook adds {added:.3f} s per push (target < {TARGET_S} s: {verdict}); "
           f"push with hook / without = {med['with_hook'] / med['without_hook']:.2f}")
+    print(f"a new branch's first version adds {med['new_branch_with_hook'] - med['without_hook']:.3f} s;"
+          f" a dataset's first version (whole tree listed): the hook alone takes "
+          f"{med['first_version_hook_alone']:.3f} s")
     print(f"bundle versions recorded: {len(versions)}; files in the last manifest: "
           f"{versions[-1]['file_count']}")
     out = Path(__file__).parent / "results" / f"hook-{time.strftime('%Y%m%d-%H%M%S')}.json"

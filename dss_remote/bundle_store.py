@@ -154,6 +154,33 @@ def load(store_root: Path, dsid: str, version: str | None = None) -> dict[str, A
     return manifest
 
 
+def _rows(store_root: Path, dsid: str, repo: Path, commit: str, base_version: str | None
+          ) -> tuple[list[dict[str, Any]], list[str]]:
+    """A version's rows and the paths changed since `base_version`: from that version's manifest
+    and `git diff-tree` when it is readable (cost follows the change), else from the whole tree."""
+    parent = None
+    if base_version is not None:
+        try:
+            parent = load(store_root, dsid, base_version)
+        except DssError as e:
+            logger.warning("dataset %s: version %s unreadable (%s); listing the whole tree",
+                           dsid, base_version, e)
+    if parent is not None:
+        try:
+            changes = bare_repo.diff_trees(repo, str(parent["commit"]), commit)
+        except DssError as e:  # the parent commit is gone (forced push, then gc)
+            logger.warning("dataset %s: cannot diff against the parent version (%s); listing the "
+                           "whole tree", dsid, e)
+        else:
+            wanted = [c.new.sha for c in changes if c.new is not None and bundles.needs_content(c.new)]
+            rows = bundles.apply_changes(parent["files"], changes, bare_repo.read_blobs(repo, wanted))
+            return rows, sorted({c.path for c in changes})
+    entries = bare_repo.tree_entries(repo, commit)
+    contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
+    rows = bundles.rows_of(entries, contents)
+    return rows, bundles.changed_paths(None, rows)
+
+
 def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | None = None,
            now: datetime | None = None, rebuilt: bool = False) -> Recorded | None:
     """Record `ref` (at `commit`, default its current head) as a new bundle version.
@@ -180,21 +207,19 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
             version = bundles.next_version(bundles.parse_version(version), version)
         earlier = [e for e in log if e.ref == ref and e.version < version]
         parent_version = max(earlier, key=lambda e: e.version).version if earlier else None
-        entries = bare_repo.tree_entries(repo, commit)
-        contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
+        # A branch's first version diffs against the dataset's newest one (a new branch mostly
+        # shares its tree with another); its changed paths are then all of its files.
+        base = parent_version or (all_versions[-1] if all_versions else None)
+        files, changed = _rows(store_root, dsid, repo, commit, base)
+        if parent_version is None:
+            changed = bundles.changed_paths(None, files)
         manifest = bundles.build_manifest(
             bundles.BundleRef(dsid, version, ref, commit, parent_version,
-                              datetime.now(timezone.utc).isoformat(timespec="microseconds")),
-            entries, contents)
+                              datetime.now(timezone.utc).isoformat(timespec="microseconds")), files)
         if rebuilt:
             manifest["rebuilt"] = True
-        parent_files = None
-        if parent_version is not None:
-            with contextlib.suppress(DssError):
-                parent_files = load(store_root, dsid, parent_version)["files"]
-        changed = bundles.changed_paths(parent_files, manifest["files"])
         path = directory / f"{version}.json"
-        write_bytes_atomic(path, json.dumps(manifest, indent=1).encode() + b"\n", mode=0o444)
+        write_bytes_atomic(path, bundles.dumps_manifest(manifest), mode=0o444)
         _append_log(directory, LogEntry(version, ref, commit, manifest["file_count"], rebuilt))
     logger.info("dataset %s: bundle version %s (%s at %s, %d files)", dsid, version, ref, commit[:12],
                 manifest["file_count"])

@@ -80,7 +80,7 @@ def read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
     """The contents of many blobs through one `git cat-file --batch`."""
     if not shas:
         return {}
-    res = subprocess.run(["git", f"--git-dir={repo}", "cat-file", "--batch"],
+    res = subprocess.run(["git", f"--git-dir={repo}", "cat-file", "--batch", "--buffer"],
                          input=b"".join(s.encode() + b"\n" for s in shas), capture_output=True, check=False)
     if res.returncode != 0:
         raise WriteError(f"`git cat-file --batch` in {repo} failed: "
@@ -116,3 +116,55 @@ def reflog(repo: Path, ref: str) -> list[tuple[int, str]]:
         if stamp.isdigit():
             out.append((int(stamp), sha))
     return out[::-1]
+
+
+@dataclass(frozen=True)
+class TreeChange:
+    """One path that differs between two commits: `new` is None when it was deleted."""
+
+    path: str
+    new: TreeEntry | None
+
+
+def diff_trees(repo: Path, old: str, new: str) -> list[TreeChange]:
+    """The paths that differ between two commits (no rename detection), with the new entries'
+    sizes; git does the comparison, so the cost follows the change, not the tree."""
+    res = subprocess.run(["git", f"--git-dir={repo}", "diff-tree", "-r", "-z", "--raw", "--no-renames",
+                          "--no-commit-id", old, new], capture_output=True, check=False)
+    if res.returncode != 0:
+        raise WriteError(f"`git diff-tree {old} {new}` in {repo} failed: "
+                         f"{one_line(res.stderr.decode(errors='replace')) or res.returncode}")
+    fields = res.stdout.split(b"\0")
+    raw: list[tuple[str, str, str]] = []  # (path, new mode, new sha); mode 000000 = deleted
+    for meta, name in zip(fields[0::2], fields[1::2], strict=False):
+        if not meta.startswith(b":"):
+            continue
+        _old_mode, new_mode, _old_sha, new_sha, _status = meta[1:].decode().split()
+        raw.append((name.decode("utf-8", "surrogateescape"), new_mode, new_sha))
+    sizes = blob_sizes(repo, [sha for _p, mode, sha in raw if mode not in ("000000", "160000")])
+    out = []
+    for path, mode, sha in raw:
+        if mode == "000000":
+            out.append(TreeChange(path, None))
+        elif mode == "160000":
+            out.append(TreeChange(path, TreeEntry(mode, "commit", sha, None, path)))
+        else:
+            out.append(TreeChange(path, TreeEntry(mode, "blob", sha, sizes.get(sha), path)))
+    return out
+
+
+def blob_sizes(repo: Path, shas: list[str]) -> dict[str, int]:
+    """Sizes of many blobs through one `git cat-file --batch-check`."""
+    if not shas:
+        return {}
+    res = subprocess.run(["git", f"--git-dir={repo}", "cat-file", "--batch-check", "--buffer"],
+                         input="".join(s + "\n" for s in shas).encode(), capture_output=True, check=False)
+    if res.returncode != 0:
+        raise WriteError(f"`git cat-file --batch-check` in {repo} failed: "
+                         f"{one_line(res.stderr.decode(errors='replace')) or res.returncode}")
+    out = {}
+    for line in res.stdout.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2].isdigit():
+            out[parts[0]] = int(parts[2])
+    return out

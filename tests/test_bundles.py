@@ -60,12 +60,12 @@ def _blob(path: str, mode: str = "100644", size: int = 10, sha: str = "a" * 40) 
 def test_key_of_a_locked_file_is_its_symlink_target() -> None:
     key = f"SHA256E-s1--{SHA256}.txt"
     target = f"../.git/annex/objects/Xk/3q/{key}/{key}".encode()
-    assert bundles.annex_key_of(_blob("a.txt", "120000"), target) == key
+    assert str(bundles.annex_key_of(_blob("a.txt", "120000"), target)) == key
 
 
 def test_key_of_an_unlocked_file_is_its_pointer() -> None:
     key = f"MD5E-s1--{MD5}.bin"
-    assert bundles.annex_key_of(_blob("a.bin"), f"/annex/objects/{key}\n".encode()) == key
+    assert str(bundles.annex_key_of(_blob("a.bin"), f"/annex/objects/{key}\n".encode())) == key
 
 
 @pytest.mark.parametrize("content", [b"hello\n", b"/annex/objects/not a key\n", b"../other/file",
@@ -93,7 +93,7 @@ def test_manifest_rows_carry_keys_checksums_types_and_subdatasets() -> None:
                 "2" * 40: f"/annex/objects/{md5_key}".encode(), "3" * 40: b"plain\n",
                 "4" * 40: f"../.git/annex/objects/a/b/{url_key}/{url_key}".encode()}
     ref = bundles.BundleRef("d" * 8, "2026-11-22T031533.123456Z", "refs/heads/main", "f" * 40, None, "t")
-    m = bundles.build_manifest(ref, entries, contents)
+    m = bundles.build_manifest(ref, bundles.rows_of(entries, contents))
     assert m["bundle_fqid"] == f"{'d' * 8}.2026-11-22T031533.123456Z"
     assert m["file_count"] == 5
     rows = {r["path"]: r for r in m["files"]}
@@ -122,3 +122,14 @@ def test_path_globs_cross_directories() -> None:
     assert bundles.path_matches("*.csv", ["raw/2026/x.csv"])
     assert bundles.path_matches("raw/*", ["raw/a/b"])
     assert not bundles.path_matches("derived/*", ["raw/a/b"])
+
+
+def test_stored_manifest_is_json_with_a_line_per_file() -> None:
+    import json
+
+    ref = bundles.BundleRef("d" * 8, "2026-11-22T031533.123456Z", "refs/heads/main", "f" * 40, None, "t")
+    entries = [_blob(f"dir/ä {i}.txt", sha=f"{i:040d}") for i in range(3)]
+    m = bundles.build_manifest(ref, bundles.rows_of(entries, {e.sha: b"text" for e in entries}))
+    data = bundles.dumps_manifest(m)
+    assert json.loads(data) == m
+    assert data.count(b"\n") == 3 + 2

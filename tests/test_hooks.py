@@ -219,3 +219,31 @@ def test_push_delivers_a_signed_webhook_for_matching_subscriptions(published: Si
         assert _dss("events", store, "--failed").returncode == 0
     finally:
         receiver.stop()
+
+
+def test_incremental_manifest_equals_a_full_listing(published: Sibling, store: Path, dataset: Path) -> None:
+    """A child version is built from its parent's rows and `git diff-tree`; it must equal what
+    listing the whole tree gives, for adds, edits, deletions, type changes and subdatasets."""
+    from dss_remote import bundles
+    from ria_store import bare_repo
+
+    run("datalad", "-l", "error", "create", "-d", dataset, dataset / "subds")
+    run("git", "rm", "-q", "small.txt", "dir/sub/zero.dat", cwd=dataset)
+    (dataset / "dir" / "sub" / "zero.dat").mkdir(parents=True)  # a file becomes a directory
+    write_files(dataset, {"dir/sub/zero.dat/inner.txt": b"inner\n", "new.json": b"{}\n"})
+    run("git", "annex", "unlock", "dir/data.bin", cwd=dataset)
+    (dataset / "dir" / "data.bin").write_bytes(b"edited\n")  # locked -> unlocked, new key
+    run("git", "annex", "add", ".", cwd=dataset)
+    run("git", "commit", "-q", "-m", "many changes", cwd=dataset)
+    run("git", "push", "store", "main", cwd=dataset)
+    repo = store / dataset_relpath(published.dataset_id)
+    newest = _bundles(store, published.dataset_id)[-1]
+    manifest = bundle_store.load(store, published.dataset_id, str(newest["version"]))
+    assert manifest["parent_version"] is not None
+    entries = bare_repo.tree_entries(repo, str(newest["commit"]))
+    contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
+    assert manifest["files"] == bundles.rows_of(entries, contents)
+    types = {f["path"]: f["type"] for f in manifest["files"]}
+    assert types["subds"] == "subdataset" and "small.txt" not in types
+    assert types["dir/sub/zero.dat/inner.txt"] == "annex"
+    assert types["dir/data.bin"] == "annex", "an unlocked file's pointer names its key"
