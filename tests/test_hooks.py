@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import threading
 from pathlib import Path
@@ -247,3 +248,25 @@ def test_incremental_manifest_equals_a_full_listing(published: Sibling, store: P
     assert types["subds"] == "subdataset" and "small.txt" not in types
     assert types["dir/sub/zero.dat/inner.txt"] == "annex"
     assert types["dir/data.bin"] == "annex", "an unlocked file's pointer names its key"
+
+
+def test_events_follow_prints_new_events_as_they_come(store: Path) -> None:
+    from dss_remote import events
+
+    first = events.bundle_created("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "2026-11-22T031533.000001Z",
+                                  "a" * 40, "refs/heads/main")
+    events.append(store, first)
+    proc = subprocess.Popen(["dss", "events", str(store), "--follow", "--json", "--since", first.event_id],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        later = events.bundle_created(first.dataset_id, "2026-11-22T031534.000002Z", "b" * 40,
+                                      "refs/heads/main")
+        events.append(store, later)
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "dss events --follow printed nothing within 60 s"
+        line = proc.stdout.readline()
+        assert json.loads(line)["event_id"] == later.event_id
+    finally:
+        proc.kill()
+        proc.wait()
