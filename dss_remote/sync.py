@@ -3,11 +3,16 @@ store's other files (layout versions, config, the bare repos' git files, archive
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+from ria_store.atomic import makedirs_durable
 from ria_store.errors import DssError, NotFoundError, one_line
 from ria_store.keys import parse_key
 from ria_store.layout import OBJECTS_DIR, VERSION_FILE, dataset_relpath
@@ -24,6 +29,9 @@ from .store_config import CONFIG_RELPATH
 from .store_replicas import StoreReplicas
 
 logger = logging.getLogger(__name__)
+
+#: held while `dss sync --git-only` (started by the hook after each push) uploads
+GIT_SYNC_LOCK = "dss/locks/git-sync.lock"
 
 #: top-level entries of a dataset dir that never leave the store: hooks run code, config may
 #: hold credentials, ora-remote-*/ are DataLad's per-clone transfer dirs
@@ -157,6 +165,21 @@ def sync_files(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
             report.failed.append(f"{name}: {one_line(e)}")
 
 
+@contextlib.contextmanager
+def _serialised(root: Path | None) -> Iterator[None]:
+    if root is None:
+        yield
+        return
+    lock = root / GIT_SYNC_LOCK
+    makedirs_durable(lock.parent)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o664)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def sync(sr: StoreReplicas, datasets: list[str],
          tick: Callable[[int], None] | None = None, git_only: bool = False) -> SyncReport:
     """Everything (`git_only`: only the given datasets' git sides, bundles and recent events, as
@@ -167,7 +190,8 @@ def sync(sr: StoreReplicas, datasets: list[str],
     if git_only:
         today = datetime.now(timezone.utc)
         days = sorted({(today - timedelta(days=n)).strftime("%Y-%m-%d") for n in (0, 1)})
-        sync_files(sr, datasets, report, step, days)
+        with _serialised(root):  # one push's upload must not interleave with the next one's
+            sync_files(sr, datasets, report, step, days)
         return report
     if root is not None:
         hooked = {d: root / dataset_relpath(d) for d in datasets if has_hook(root / dataset_relpath(d))}
