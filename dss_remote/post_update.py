@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ria_store import bare_repo
+from ria_store.atomic import makedirs_durable
 from ria_store.errors import DssError, LayoutError, one_line
 from ria_store.layout import VERSION_FILE, check_dataset_id
 
@@ -24,11 +25,16 @@ from .store_config import read_config
 
 logger = logging.getLogger(__name__)
 
+#: where the detached `dss sync --git-only` after a push writes what went wrong
+GIT_SYNC_LOG = "dss/logs/git-sync.log"
+
 
 @dataclass
 class HookResult:
     """What one run recorded, and what went wrong (printed to the pusher)."""
 
+    root: Path
+    dataset_id: str
     recorded: list[bundle_store.Recorded] = field(default_factory=list)
     events: list[events.Event] = field(default_factory=list)
     queued: int = 0
@@ -62,8 +68,8 @@ def notify(root: Path, recorded: bundle_store.Recorded, result: HookResult) -> N
 
 def run(repo: Path, refs: Sequence[str]) -> HookResult:
     """The hook's synchronous part for the pushed `refs`."""
-    result = HookResult()
     root, dsid = locate(repo)
+    result = HookResult(root, dsid)
     try:
         bare_repo.update_server_info(repo)
     except DssError as e:
@@ -91,10 +97,20 @@ def spawn_followups(root: Path, dsid: str, queued: int) -> None:
     except DssError as e:
         logger.warning("%s", e)
         mirrored = False
-    if mirrored:
+    if not mirrored:
+        return
+    log_path = root / GIT_SYNC_LOG
+    try:
+        makedirs_durable(log_path.parent)
+        log = open(log_path, "ab")  # handed to the child, closed right after
+    except OSError as e:
+        logger.warning("cannot open %s (%s); mirroring output goes nowhere", log_path, e)
+        log = open(os.devnull, "ab")
+    with log:
+        # Failures land in the log with `dss: ...` lines; `dss sync` later copies whatever was missed.
         subprocess.Popen([sys.executable, "-m", "dss_remote.cli", "sync", str(root), "--dataset", dsid,
                           "--git-only", "--quiet"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                          start_new_session=True, close_fds=True)
 
 
@@ -104,8 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repo = Path(os.environ.get("GIT_DIR", "."))
     try:
         result = run(repo, refs)
-        root, dsid = locate(repo)
-        spawn_followups(root, dsid, result.queued)
+        spawn_followups(result.root, result.dataset_id, result.queued)
     except (DssError, OSError) as e:
         print(f"dss: warning: post-update hook: {one_line(e)}; run `dss sync` on the store", file=sys.stderr)
         return 0
