@@ -80,7 +80,8 @@ class LoopbackServer:
         self.program = program
         self._args = args
         self._dir = log_dir  # also its working directory: nothing it writes lands in ours
-        self._log = log_dir / f"{program}.log"
+        self._name = Path(program).name  # `program` may also be an absolute path
+        self._log = log_dir / f"{self._name}.log"
         self._probe = probe
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -102,7 +103,7 @@ class LoopbackServer:
             pytest.fail(f"{self.program} is not installed in {BINDIR}; run {TEST_INSTALL}")
         for attempt in range(3):  # another process may take the free port before the server binds it
             self.port = port or free_port()
-            self._log = self._dir / f"{self.program}-{attempt}.log"
+            self._log = self._dir / f"{self._name}-{attempt}.log"
             with open(self._log, "wb") as log:
                 self._proc = subprocess.Popen([str(exe), *self._args(self.port)], cwd=self._dir,
                                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
