@@ -153,15 +153,13 @@ def _unwrap(e: BaseException) -> BaseException:
 class _CumulativeProgress(BaseSubscriber):
     """s3transfer reports increments from several threads; our callers want the running total."""
 
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Progress) -> None:
         super().__init__()
         self._progress = progress
         self._total = 0
         self._lock = threading.Lock()
 
     def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
-        if self._progress is None:
-            return
         with self._lock:
             # negative on a retried part: the total goes back, then up again
             self._total = max(0, self._total + bytes_transferred)
@@ -403,9 +401,11 @@ class S3Backend(Backend):
         CompleteMultipartUpload). A failed upload is aborted by s3transfer. Afterwards the size
         and the service's CRC32 (composite, or whole-object where a service makes it so) must be
         the source's."""
+        # no subscriber without progress: s3transfer then skips its per-read progress callbacks
+        subscribers = [_CumulativeProgress(progress)] if progress is not None else []
         with create_transfer_manager(self._client(), self._transfer) as manager:
             manager.upload(str(src), self.bucket, key, extra_args=self._extra_args(sums, bulk=True),
-                           subscribers=[_CumulativeProgress(progress)]).result()
+                           subscribers=subscribers).result()
         head = self._client().head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         if head.get("ContentLength") != size:
             raise self._discard_corrupt(key, relpath, f"size {head.get('ContentLength')}", f"size {size}")
