@@ -12,8 +12,10 @@ Three measurements, in one run, each against a baseline measured in the same run
   - ``S3Backend.put_file`` (what the remote runs for an S3 mirror: one pass computing the whole
     and per-part CRC32s, multipart upload with the composite CRC32, a HEAD to check it);
   - ``git annex copy --to`` a dss remote whose store has the S3 mirror alone (POSIX store + S3, in
-    parallel), i.e. the whole path through git-annex and the remote.
-  The order of the four rotates from run to run. Besides wall time, each records the CPU seconds
+    parallel), i.e. the whole path through git-annex and the remote; and, for reference, the same
+    to a store without mirrors (git-annex, the remote, the POSIX copy and its fsync: the part of
+    that path that is not S3).
+  The order of the five rotates from run to run. Besides wall time, each records the CPU seconds
   of this process and its children (client side) and of moto_server (server side).
   Target: throughput ratio baseline-time / dss-time >= 0.9.
 * SMALL: ``git annex copy --to`` of ``--small`` (default 1000) 4 KiB keys to four dss remotes
@@ -151,6 +153,7 @@ def bench_large(work: Path, env: dict[str, str], s3: LoopbackServer, mib: int,
     client.create_bucket(Bucket="bench-large")
     add_store_remote(repo, "dss-s3", work / "store-large",
                      [("s3", "s3://bench-large/store", s3.endpoint)], env)
+    add_store_remote(repo, "dss-store", work / "store-large-alone", [], env)
     backend = S3Backend("s3://bench-large/direct", endpoint_url=s3.endpoint, region="us-east-1")
     crc = zlib.crc32(b"")
     with open(src, "rb") as f:
@@ -158,8 +161,11 @@ def bench_large(work: Path, env: dict[str, str], s3: LoopbackServer, mib: int,
             crc = zlib.crc32(chunk, crc)
     full_object = {"ChecksumCRC32": base64.b64encode(crc.to_bytes(4, "big")).decode()}
 
-    def annex_copy() -> None:
-        run(["git", "annex", "copy", "--to", "dss-s3", "-q", "."], repo, env)
+    def annex_copy(remote: str) -> Callable[[], object]:
+        return lambda: run(["git", "annex", "copy", "--to", remote, "-q", "."], repo, env)
+
+    def annex_drop(remote: str) -> Callable[[], object]:
+        return lambda: run(["git", "annex", "drop", "--from", remote, "--force", "-q", "."], repo, env)
 
     # label: (the timed call, the untimed cleanup after it)
     steps: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
@@ -171,8 +177,8 @@ def bench_large(work: Path, env: dict[str, str], s3: LoopbackServer, mib: int,
             lambda: client.upload_file(str(src), "bench-large", "plain", ExtraArgs=full_object),
             lambda: client.delete_object(Bucket="bench-large", Key="plain")),
         "S3Backend.put_file": (lambda: backend.put_file(src, "obj"), lambda: backend.remove("obj")),
-        "git annex copy (store+S3)": (annex_copy, lambda: run(
-            ["git", "annex", "drop", "--from", "dss-s3", "--force", "-q", "."], repo, env)),
+        "git annex copy (store+S3)": (annex_copy("dss-s3"), annex_drop("dss-s3")),
+        "git annex copy (store only)": (annex_copy("dss-store"), annex_drop("dss-store")),
     }
     times: dict[str, list[float]] = {label: [] for label in steps}
     cpu: dict[str, dict[str, list[float]]] = {label: {"client": [], "server": []} for label in steps}
