@@ -71,7 +71,7 @@ def test_fsck_reports_missing_extra_and_corrupt(store: Path, mirrored: Path,
     stray.write_bytes(b"?")
     bad = store / rel(KEYS[1])
     bad.chmod(0o644)
-    bad.write_bytes(b"!" + BLOBS[1][1:])  # same size: only --deep sees it
+    bad.write_bytes(bytes([BLOBS[1][0] ^ 1]) + BLOBS[1][1:])  # same size: only --deep sees it
     rc, doc = fsck_json(store, capsys=capsys)
     kinds = sorted((f["kind"], f["replica"], f["key"]) for f in doc["findings"])
     assert rc == 1
@@ -86,7 +86,7 @@ def test_repair_fixes_missing_and_corrupt_and_leaves_extra(store: Path, mirrored
     (mirrored / rel(KEYS[0])).unlink()
     bad = store / rel(KEYS[1])
     bad.chmod(0o644)
-    bad.write_bytes(b"!" + BLOBS[1][1:])
+    bad.write_bytes(bytes([BLOBS[1][0] ^ 1]) + BLOBS[1][1:])
     assert main(["repair", str(store), "--deep"]) == 0
     out = capsys.readouterr().out
     assert f"backup: {KEYS[0]} (missing) copied from store" in out
