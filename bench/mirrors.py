@@ -5,12 +5,18 @@ Three measurements, in one run, each against a baseline measured in the same run
 ``--runs`` repetitions, wall time of the whole command or call):
 
 * LARGE: one ``--large-mib`` (default 1024) MiB file.
-  - ``boto3 upload_file`` of the file to moto (default TransferConfig): the baseline; and the same
-    with ``ChecksumCRC32`` of the whole file (the integrity dss asks for: a FULL_OBJECT checksum);
-  - ``S3Backend.put_file`` (what the remote runs for an S3 mirror: CRC32 pass + multipart upload
-    with a full-object checksum the server verifies);
+  - ``boto3 upload_file`` of the file to moto (default TransferConfig, so boto3's default CRC32 of
+    each part and S3's COMPOSITE checksum of the object): the baseline; and the same with
+    ``ChecksumCRC32`` of the whole file (a FULL_OBJECT checksum: what dss asked for until it
+    switched to composite checksums; moto computes it by joining every part in Python);
+  - ``S3Backend.put_file`` (what the remote runs for an S3 mirror: one pass computing the whole
+    and per-part CRC32s, multipart upload with the composite CRC32, a HEAD to check it);
   - ``git annex copy --to`` a dss remote whose store has the S3 mirror alone (POSIX store + S3, in
-    parallel), i.e. the whole path through git-annex and the remote.
+    parallel), i.e. the whole path through git-annex and the remote; and, for reference, the same
+    to a store without mirrors (git-annex, the remote, the POSIX copy and its fsync: the part of
+    that path that is not S3).
+  The order of the five rotates from run to run. Besides wall time, each records the CPU seconds
+  of this process and its children (client side) and of moto_server (server side).
   Target: throughput ratio baseline-time / dss-time >= 0.9.
 * SMALL: ``git annex copy --to`` of ``--small`` (default 1000) 4 KiB keys to four dss remotes
   whose stores have no mirror, the S3 mirror, the GCS mirror, and both. Target: the three-replica
@@ -28,6 +34,7 @@ import argparse
 import base64
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -74,6 +81,26 @@ def med(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu() -> float:
+    """CPU seconds of this process (all threads) and of its children that were waited for."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def measured(fn: Callable[[], object], server_pid: int) -> tuple[float, float, float]:
+    """(wall s, client CPU s, server CPU s) of one call."""
+    c0, s0, t0 = client_cpu(), process_cpu(server_pid), time.perf_counter()
+    fn()
+    t1, c1, s1 = time.perf_counter(), client_cpu(), process_cpu(server_pid)
+    return t1 - t0, c1 - c0, s1 - s0
+
+
 def make_env(work: Path) -> dict[str, str]:
     home = work / "home"
     home.mkdir()
@@ -116,7 +143,8 @@ def add_store_remote(repo: Path, name: str, store: Path, mirrors: list[tuple[str
          f"url=ria+file://{store}", f"archive-id={dsid}"], repo, env)
 
 
-def bench_large(work: Path, env: dict[str, str], s3: LoopbackServer, mib: int, runs: int) -> dict[str, Any]:
+def bench_large(work: Path, env: dict[str, str], s3: LoopbackServer, mib: int,
+                runs: int) -> tuple[dict[str, list[float]], dict[str, dict[str, list[float]]]]:
     repo = work / "large"
     make_repo(repo, {"big.bin": mib * MiB}, env)
     src = next((repo / ".git" / "annex" / "objects").rglob("MD5E-*"))
@@ -125,29 +153,48 @@ def bench_large(work: Path, env: dict[str, str], s3: LoopbackServer, mib: int, r
     client.create_bucket(Bucket="bench-large")
     add_store_remote(repo, "dss-s3", work / "store-large",
                      [("s3", "s3://bench-large/store", s3.endpoint)], env)
+    add_store_remote(repo, "dss-store", work / "store-large-alone", [], env)
     backend = S3Backend("s3://bench-large/direct", endpoint_url=s3.endpoint, region="us-east-1")
-    times: dict[str, list[float]] = {"boto3 upload_file": [], "boto3 upload_file + full-object CRC32": [],
-                                     "S3Backend.put_file": [], "git annex copy (store+S3)": []}
     crc = zlib.crc32(b"")
     with open(src, "rb") as f:
         while chunk := f.read(MiB):
             crc = zlib.crc32(chunk, crc)
-    same_guarantee = {"ChecksumCRC32": base64.b64encode(crc.to_bytes(4, "big")).decode()}
-    for i in range(runs):
-        log(f"large run {i + 1}/{runs}")
-        times["boto3 upload_file"].append(timed(
-            lambda: client.upload_file(str(src), "bench-large", "plain")))
-        client.delete_object(Bucket="bench-large", Key="plain")
-        # what dss asks of the service: a whole-object CRC32 it verifies (moto computes it in Python)
-        times["boto3 upload_file + full-object CRC32"].append(timed(
-            lambda: client.upload_file(str(src), "bench-large", "plain", ExtraArgs=same_guarantee)))
-        client.delete_object(Bucket="bench-large", Key="plain")
-        times["S3Backend.put_file"].append(timed(lambda: backend.put_file(src, "obj")))
-        backend.remove("obj")
-        run(["git", "annex", "drop", "--from", "dss-s3", "--force", "-q", "."], repo, env)
-        times["git annex copy (store+S3)"].append(timed(
-            lambda: run(["git", "annex", "copy", "--to", "dss-s3", "-q", "."], repo, env)))
-    return times
+    full_object = {"ChecksumCRC32": base64.b64encode(crc.to_bytes(4, "big")).decode()}
+
+    def annex_copy(remote: str) -> Callable[[], object]:
+        return lambda: run(["git", "annex", "copy", "--to", remote, "-q", "."], repo, env)
+
+    def annex_drop(remote: str) -> Callable[[], object]:
+        return lambda: run(["git", "annex", "drop", "--from", remote, "--force", "-q", "."], repo, env)
+
+    # label: (the timed call, the untimed cleanup after it)
+    steps: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+        "boto3 upload_file": (
+            lambda: client.upload_file(str(src), "bench-large", "plain"),
+            lambda: client.delete_object(Bucket="bench-large", Key="plain")),
+        # what dss asked of the service before: a whole-object CRC32 (moto computes it in Python)
+        "boto3 upload_file + full-object CRC32": (
+            lambda: client.upload_file(str(src), "bench-large", "plain", ExtraArgs=full_object),
+            lambda: client.delete_object(Bucket="bench-large", Key="plain")),
+        "S3Backend.put_file": (lambda: backend.put_file(src, "obj"), lambda: backend.remove("obj")),
+        "git annex copy (store+S3)": (annex_copy("dss-s3"), annex_drop("dss-s3")),
+        "git annex copy (store only)": (annex_copy("dss-store"), annex_drop("dss-store")),
+    }
+    times: dict[str, list[float]] = {label: [] for label in steps}
+    cpu: dict[str, dict[str, list[float]]] = {label: {"client": [], "server": []} for label in steps}
+    pid = s3.pid
+    for r in range(runs):
+        order = list(steps)
+        order = order[r % len(order):] + order[:r % len(order)]
+        for label in order:
+            log(f"large run {r + 1}/{runs}: {label}")
+            wall, client_s, server_s = measured(steps[label][0], pid)
+            steps[label][1]()
+            times[label].append(wall)
+            cpu[label]["client"].append(client_s)
+            cpu[label]["server"].append(server_s)
+            log(f"  {wall:.2f} s wall, CPU {client_s:.2f} s client, {server_s:.2f} s moto_server")
+    return times, cpu
 
 
 def bench_small(work: Path, env: dict[str, str], s3: LoopbackServer, gcs: LoopbackServer, *, n: int,
@@ -207,6 +254,12 @@ def report(results: dict[str, Any]) -> str:
     for part in ("large", "small", "fsck"):
         for label, xs in results.get(part, {}).items():
             lines.append(f"| {part}: {label} | {med(xs):.2f} | {', '.join(f'{x:.2f}' for x in xs)} |")
+    cpu = results.get("large_cpu")
+    if cpu:
+        lines += ["", "| large: CPU seconds (medians) | client (this process + children) | moto_server |",
+                  "| --- | --- | --- |"]
+        for label, sides in cpu.items():
+            lines.append(f"| {label} | {med(sides['client']):.2f} | {med(sides['server']):.2f} |")
     lines.append("")
     lines.append("| target | ratio | |")
     lines.append("| --- | --- | --- |")
@@ -255,7 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "start", "--host", "127.0.0.1", "--port", str(port), "-q", "--in-memory"], work).start()
         try:
             if args.only in (None, "large"):
-                results["large"] = bench_large(work, env, s3, args.large_mib, args.runs)
+                results["large"], results["large_cpu"] = bench_large(work, env, s3, args.large_mib,
+                                                                     args.runs)
             if args.only in (None, "small"):
                 small, store, _ = bench_small(work, env, s3, gcs, n=args.small, runs=args.runs)
                 results["small"] = small

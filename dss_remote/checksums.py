@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO
 
 import google_crc32c
@@ -17,13 +18,23 @@ _Crc32c: Any = google_crc32c.Checksum  # untyped library
 
 class Digests:
     """Accumulates the named checksums: `crc32` (zlib, S3's ChecksumCRC32), `crc32c`
-    (Castagnoli, what GCS keeps) and any hashlib name (`md5`, `sha256`, ...) a key may carry."""
+    (Castagnoli, what GCS keeps) and any hashlib name (`md5`, `sha256`, ...) a key may carry.
 
-    def __init__(self, names: Iterable[str]) -> None:
+    With `part_size`, `crc32` is computed part by part (the whole-object value follows from the
+    part CRCs by `crc32_combine`, so every byte is still hashed once) and `crc32-composite` is
+    added: what S3 reports for a multipart upload in parts of that size (`crc32_composite`)."""
+
+    def __init__(self, names: Iterable[str], *, part_size: int | None = None) -> None:
+        if part_size is not None and part_size <= 0:
+            raise ValueError(f"part size must be positive, not {part_size}")
         self.size = 0
         self._crc32: int | None = None
         self._crc32c: Any = None
         self._hashes: dict[str, Any] = {}
+        self._part_size = part_size
+        self._part_crcs: list[int] = []  # the closed parts'
+        self._part_crc = 0  # the open part's CRC32 so far
+        self._part_fill = 0  # the open part's bytes so far
         for name in names:
             if name == "crc32":
                 self._crc32 = 0
@@ -35,11 +46,25 @@ class Digests:
     def update(self, data: bytes | memoryview) -> None:
         self.size += len(data)
         if self._crc32 is not None:
-            self._crc32 = zlib.crc32(data, self._crc32)
+            if self._part_size is None:
+                self._crc32 = zlib.crc32(data, self._crc32)
+            else:
+                self._update_parts(memoryview(data), self._part_size)
         if self._crc32c is not None:
             self._crc32c.update(data)
         for h in self._hashes.values():
             h.update(data)
+
+    def _update_parts(self, view: memoryview, part_size: int) -> None:
+        while view:
+            n = min(len(view), part_size - self._part_fill)
+            self._part_crc = zlib.crc32(view[:n], self._part_crc)
+            self._part_fill += n
+            view = view[n:]
+            if self._part_fill == part_size:
+                self._crc32 = crc32_combine(self._crc32 or 0, self._part_crc, part_size)
+                self._part_crcs.append(self._part_crc)
+                self._part_crc = self._part_fill = 0
 
     def read_from(self, f: BinaryIO) -> Digests:
         while chunk := f.read(_READ):
@@ -49,10 +74,62 @@ class Digests:
     def hexdigests(self) -> dict[str, str]:
         out = {name: h.hexdigest() for name, h in self._hashes.items()}
         if self._crc32 is not None:
-            out["crc32"] = f"{self._crc32:08x}"
+            whole, parts = self._crc32, self._part_crcs
+            if self._part_fill:  # the last part, shorter than the others
+                whole = crc32_combine(whole, self._part_crc, self._part_fill)
+                parts = [*parts, self._part_crc]
+            out["crc32"] = f"{whole:08x}"
+            if parts:
+                out["crc32-composite"] = crc32_composite(parts)
         if self._crc32c is not None:
             out["crc32c"] = bytes(self._crc32c.digest()).hex()
         return out
+
+
+def crc32_composite(part_crcs: Sequence[int]) -> str:
+    """S3's COMPOSITE CRC32 of an object uploaded in parts with these CRC32s, as `<hex>-<parts>`:
+    the CRC32 of the parts' CRC32s, each as 4 big-endian bytes, one after the other. (S3 reports
+    it base64-encoded, with the `-<parts>` suffix in HeadObject and GetObject.)"""
+    joined = b"".join(crc.to_bytes(4, "big") for crc in part_crcs)
+    return f"{zlib.crc32(joined):08x}-{len(part_crcs)}"
+
+
+# zlib's CRC-32 register (bit-reflected, polynomial 0xEDB88320) is linear over GF(2) once the data's
+# contribution is taken out: crc32(a + b) == Z(crc32(a)) ^ crc32(b), where Z is the map a register
+# undergoes while len(b) zero bytes pass through it. A map is kept as the images of the 32
+# one-bit registers (columns of a 32x32 bit matrix).
+_CRC32_POLY = 0xEDB88320
+_ZERO_BIT = (_CRC32_POLY, *(1 << (i - 1) for i in range(1, 32)))  # one zero bit shifted in
+
+
+def _apply(columns: Sequence[int], register: int) -> int:
+    out = 0
+    for column in columns:
+        if not register:
+            break
+        if register & 1:
+            out ^= column
+        register >>= 1
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _zero_bytes_map(nbytes: int) -> tuple[int, ...]:
+    """Z for `nbytes` zero bytes: the one-bit map raised to the power 8 * nbytes by squaring."""
+    result = tuple(1 << i for i in range(32))
+    power: tuple[int, ...] = _ZERO_BIT
+    bits = 8 * nbytes
+    while bits:
+        if bits & 1:
+            result = tuple(_apply(power, column) for column in result)
+        power = tuple(_apply(power, column) for column in power)
+        bits >>= 1
+    return result
+
+
+def crc32_combine(crc_a: int, crc_b: int, len_b: int) -> int:
+    """`zlib.crc32(a + b)` from `zlib.crc32(a)`, `zlib.crc32(b)` and `len(b)`, without the bytes."""
+    return _apply(_zero_bytes_map(len_b), crc_a) ^ crc_b
 
 
 def b64_to_hex(value: object) -> str | None:

@@ -1,8 +1,9 @@
 """`dss fsck`: compare a store's replicas key by key; verify cloud copies without downloading them.
 
 Without `--deep`, a cloud object is checked against its key's size and against the checksums
-the service keeps (S3 `ChecksumCRC32`, GCS `crc32c`/`md5Hash`): each must equal what dss
-recorded from the source file at upload, and a service md5 must equal an MD5 key's digest.
+the service keeps (S3 `ChecksumCRC32`, whole-object or composite; GCS `crc32c`/`md5Hash`): each
+must equal what dss recorded from the source file at upload, and a service md5 must equal an MD5
+key's digest.
 With `--deep`, every object is downloaded and hashed (the key's checksum, else the recorded one).
 
 A key packed in a replica's `archives/archive.7z` is held by that replica, as the special remote

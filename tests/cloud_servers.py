@@ -90,6 +90,13 @@ class LoopbackServer:
     def endpoint(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (while it runs): for the benchmarks' CPU accounting."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.program} is not running")
+        return self._proc.pid
+
     def output(self) -> str:
         try:
             return self._log.read_text(errors="replace")[-3000:]

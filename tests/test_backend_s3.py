@@ -14,25 +14,34 @@ from backend_contract import (
     LARGE,
     BackendContract,
     ChangeSourceAfterDigest,
+    MiB,
     fetch,
     listed,
+    local_checksum,
     outage_call,
     write_source,
 )
+from boto3.s3.transfer import TransferConfig
 from botocore import exceptions as bce
 from cloud_servers import AuthS3Server, Keys, MirrorFixture, free_port, s3_admin_client, silent_listener
 
 from dss_remote.backends import s3
+from dss_remote.backends.base import ObjectInfo
 from dss_remote.backends.s3 import S3Backend
+from dss_remote.checksums import hex_to_b64
 from ria_store.errors import AccessError, CorruptError, NotFoundError, UnavailableError
 
 # small timeouts for the outage tests; botocore makes 3 attempts with backoff of at most 1 s and 2 s
 TIMEOUT = 0.5
 BUDGET = 3 * (2 * TIMEOUT) + 3
+#: files from 1 MiB on go multipart; the 1 MiB chunk size is raised by s3transfer to S3's 5 MiB minimum
+SMALL_PARTS = TransferConfig(multipart_threshold=MiB, multipart_chunksize=MiB,
+                             preferred_transfer_client="classic")
 
 
 class TestS3Backend(BackendContract):
     has_checksums = True
+    part_size = s3.MULTIPART
 
     @pytest.fixture
     def backend(self, s3_mirror: MirrorFixture) -> S3Backend:
@@ -190,19 +199,107 @@ def test_s3_silent_endpoint_is_bounded(s3_env: dict[str, str], tmp_path: Path, o
         assert_one_line(exc.value, "s3://lab/store", "cannot reach")
 
 
-@pytest.mark.parametrize("size", [100, LARGE], ids=["single", "multipart"])
+@pytest.mark.parametrize(("size", "transfer", "got"),
+                         [(100, None, "md5"), (LARGE, None, "crc32-composite"),
+                          (12 * MiB + 7, SMALL_PARTS, "crc32-composite")],
+                         ids=["single", "multipart", "multipart-3-parts"])
 def test_s3_corrupted_upload_leaves_nothing(s3_mirror: MirrorFixture, s3_server: Any, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+                                            monkeypatch: pytest.MonkeyPatch, *, size: int,
+                                            transfer: TransferConfig | None, got: str) -> None:
     """The bytes sent differ from those checksummed (here: the source changes in between).
-    Real S3 refuses the PUT or the CompleteMultipartUpload (BadDigest); moto accepts anything, so
-    the backend's own check of the ETag / full-object CRC32 must catch it and delete the object."""
+    Real S3 refuses the PUT (BadDigest) but not a multipart upload: botocore computes each part's
+    CRC32 from the bytes it sends. So the backend's own check of the ETag / composite CRC32 must
+    catch it and delete the object (moto verifies nothing, so it is the only check here)."""
     monkeypatch.setattr(s3, "Digests", ChangeSourceAfterDigest)
-    backend = S3Backend(s3_mirror.url, endpoint_url=s3_mirror.endpoint_url)
+    backend = S3Backend(s3_mirror.url, endpoint_url=s3_mirror.endpoint_url, transfer=transfer)
     with pytest.raises(CorruptError) as exc:
         backend.put_file(write_source(tmp_path, bytes(size)), "ab/KEY")
-    assert_one_line(exc.value, s3_mirror.url, "ab/KEY", "retry the upload")
+    assert_one_line(exc.value, s3_mirror.url, "ab/KEY", f"stored with checksum {got} ", "retry the upload")
     assert backend.info("ab/KEY") is None
     assert direct_keys(s3_server.endpoint, s3_mirror.bucket) == []
+
+
+def test_s3_part_size_is_the_one_s3transfer_uses() -> None:
+    assert s3.part_size(SMALL_PARTS, 3 * MiB) == 5 * MiB  # S3's minimum part size
+    assert s3.part_size(s3.TRANSFER, 1 << 30) == 8 * MiB
+    assert s3.part_size(s3.TRANSFER, 100 << 30) == 16 * MiB  # at most 10,000 parts
+
+
+@pytest.mark.parametrize(("size", "parts"), [(3 * MiB, 1), (12 * MiB + 7, 3)],
+                         ids=["one-part", "three-parts"])
+def test_s3_multipart_upload_is_composite_and_records_what_the_service_reports(
+        s3_mirror: MirrorFixture, s3_server: Any, tmp_path: Path, size: int, parts: int) -> None:
+    """The service is asked for its default COMPOSITE CRC32 (not FULL_OBJECT, which moto computes
+    by joining every part in Python); dss records that value, computed from the source in the
+    part size s3transfer used, beside the whole-object CRC32."""
+    data = os.urandom(size)
+    backend = S3Backend(s3_mirror.url, endpoint_url=s3_mirror.endpoint_url, transfer=SMALL_PARTS)
+    backend.put_file(write_source(tmp_path, data), "ab/KEY")
+    composite = local_checksum("crc32-composite", data, 5 * MiB)
+    assert composite.endswith(f"-{parts}")
+    assert backend.info("ab/KEY") == ObjectInfo("ab/KEY", size, {"crc32-composite": composite},
+                                                {"crc32": local_checksum("crc32", data),
+                                                 "crc32-composite": composite})
+    raw = s3_admin_client(s3_server.endpoint).get_object(Bucket=s3_mirror.bucket, Key="lab/store/ab/KEY",
+                                                         ChecksumMode="ENABLED")
+    assert raw["ChecksumType"] == "COMPOSITE"
+    assert raw["ChecksumCRC32"] == f"{hex_to_b64(composite[:8])}-{parts}"
+    assert raw["Body"].read() == data
+
+
+def test_s3_multipart_upload_a_service_makes_full_object_is_checked_whole(
+        s3_mirror: MirrorFixture, s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some S3-compatible services keep a FULL_OBJECT CRC32 for multipart uploads by default
+    (simulated: CreateMultipartUpload asks for it). The upload check and info use the whole value."""
+    data = os.urandom(12 * MiB + 7)
+    backend = S3Backend(s3_mirror.url, endpoint_url=s3_mirror.endpoint_url, transfer=SMALL_PARTS)
+
+    def full_object(params: dict[str, Any], **kwargs: Any) -> None:
+        params["ChecksumType"] = "FULL_OBJECT"
+
+    backend._client().meta.events.register("before-parameter-build.s3.CreateMultipartUpload", full_object)
+    backend.put_file(write_source(tmp_path, data), "ab/KEY")
+    info = backend.info("ab/KEY")
+    assert info is not None and info.checksums == {"crc32": local_checksum("crc32", data)}
+    monkeypatch.setattr(s3, "Digests", ChangeSourceAfterDigest)
+    with pytest.raises(CorruptError) as exc:
+        backend.put_file(write_source(tmp_path, data, "changing"), "ab/OTHER")
+    assert_one_line(exc.value, "ab/OTHER", "stored with checksum crc32 ", "retry the upload")
+    assert backend.info("ab/OTHER") is None
+
+
+def test_s3_object_uploaded_with_a_full_object_crc32_still_verifies(s3_mirror: MirrorFixture,
+                                                                    s3_server: Any, tmp_path: Path) -> None:
+    """What dss wrote before it switched to composite checksums: a FULL_OBJECT multipart upload
+    with only the whole-object CRC32 recorded. info() reports both, and they agree."""
+    data = os.urandom(LARGE)
+    crc = local_checksum("crc32", data)
+    s3_admin_client(s3_server.endpoint).upload_file(
+        str(write_source(tmp_path, data)), s3_mirror.bucket, "lab/store/ab/KEY", Config=s3.TRANSFER,
+        ExtraArgs={"ChecksumCRC32": hex_to_b64(crc), "Metadata": {s3.META_CRC32: crc}})
+    backend = S3Backend(s3_mirror.url, endpoint_url=s3_mirror.endpoint_url)
+    assert backend.info("ab/KEY") == ObjectInfo("ab/KEY", LARGE, {"crc32": crc}, {"crc32": crc})
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    ({"ChecksumCRC32": "AUoJqA==-3", "ChecksumType": "COMPOSITE", "ETag": '"0f64-3"'},
+     ("crc32-composite", "014a09a8-3")),  # AWS
+    ({"ChecksumCRC32": "AUoJqA==", "ETag": '"0f64dbf10bc59440a3889ae75bd1ccf7-3"'},
+     ("crc32-composite", "014a09a8-3")),  # moto 5.2: no suffix, no type
+    ({"ChecksumCRC32": "AUoJqA==", "ChecksumType": "COMPOSITE", "ETag": '"0f64-3"'},
+     ("crc32-composite", "014a09a8-3")),
+    ({"ChecksumCRC32": "AUoJqA==", "ChecksumType": "FULL_OBJECT", "ETag": '"0f64-3"'}, ("crc32", "014a09a8")),
+    ({"ChecksumCRC32": "AUoJqA==", "ETag": '"900150983cd24fb0d6963f7d28e17f72"'}, ("crc32", "014a09a8")),
+    ({"ChecksumCRC32": "AUoJqA==", "ChecksumType": "FULL_OBJECT"}, ("crc32", "014a09a8")),
+    ({"ETag": '"0f64-3"'}, None),
+    ({"ChecksumCRC32": "AUoJqA==-3", "ChecksumType": "FULL_OBJECT"}, None),
+    ({"ChecksumCRC32": "AUoJqA==-x", "ChecksumType": "COMPOSITE"}, None),
+    ({"ChecksumCRC32": "not base64!"}, None),
+    ({"ChecksumCRC32": "AAAAAAAA"}, None),  # 6 bytes: not a CRC32
+], ids=["aws-composite", "moto-composite", "composite-no-suffix", "full-object-multipart", "single-put",
+        "full-object-no-etag", "none", "suffix-but-full", "bad-part-count", "not-base64", "wrong-length"])
+def test_s3_service_crc32_forms(head: dict[str, str], expected: tuple[str, str] | None) -> None:
+    assert s3._service_crc32(head) == expected
 
 
 def test_s3_failed_multipart_upload_leaves_nothing(s3_mirror: MirrorFixture, s3_server: Any,

@@ -1,15 +1,22 @@
-"""`dss fsck`, `dss repair` and `dss sync` on a store with file:// mirrors (cloud ones: test_e2e_mirrors)."""
+"""`dss fsck`, `dss repair` and `dss sync` on a store with file:// mirrors, and fsck of an S3 mirror
+from the service's checksums (through git-annex and both clouds: test_e2e_mirrors)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from boto3.s3.transfer import TransferConfig
+from cloud_servers import MirrorFixture, s3_admin_client
 from conftest import PLAIN_DSID
 
+from dss_remote.backends import s3
+from dss_remote.checksums import hex_to_b64
 from dss_remote.cli import main
 from dss_remote.mirrors import Mirror
 from dss_remote.store_admin import add_mirror
@@ -64,7 +71,7 @@ def test_fsck_reports_missing_extra_and_corrupt(store: Path, mirrored: Path,
     stray.write_bytes(b"?")
     bad = store / rel(KEYS[1])
     bad.chmod(0o644)
-    bad.write_bytes(b"!" + BLOBS[1][1:])  # same size: only --deep sees it
+    bad.write_bytes(bytes([BLOBS[1][0] ^ 1]) + BLOBS[1][1:])  # same size: only --deep sees it
     rc, doc = fsck_json(store, capsys=capsys)
     kinds = sorted((f["kind"], f["replica"], f["key"]) for f in doc["findings"])
     assert rc == 1
@@ -79,7 +86,7 @@ def test_repair_fixes_missing_and_corrupt_and_leaves_extra(store: Path, mirrored
     (mirrored / rel(KEYS[0])).unlink()
     bad = store / rel(KEYS[1])
     bad.chmod(0o644)
-    bad.write_bytes(b"!" + BLOBS[1][1:])
+    bad.write_bytes(bytes([BLOBS[1][0] ^ 1]) + BLOBS[1][1:])
     assert main(["repair", str(store), "--deep"]) == 0
     out = capsys.readouterr().out
     assert f"backup: {KEYS[0]} (missing) copied from store" in out
@@ -126,3 +133,123 @@ def test_mirror_list_add_remove(store: Path, tmp_path: Path, capsys: pytest.Capt
     assert main(["mirror", "remove", str(store), "m"]) == 0
     assert json.loads((store / "dss/config.json").read_text()) == {"mirrors": [], "version": 1,
                                                                    "write_quorum": 1}
+
+
+# -- an S3 mirror: fsck compares the service's CRC32 with the one recorded at upload, never downloading
+
+MiB = 1 << 20
+#: files from 1 MiB on go multipart, in parts of 5 MiB (s3transfer raises 1 MiB to S3's minimum)
+SMALL_PARTS = TransferConfig(multipart_threshold=MiB, multipart_chunksize=MiB,
+                             preferred_transfer_client="classic")
+#: what another tool re-uploads with: in parts of 5 MiB, whatever the size
+IN_PARTS = TransferConfig(multipart_threshold=1, multipart_chunksize=MiB, preferred_transfer_client="classic")
+S3_BLOBS = {"single": os.urandom(5000), "one-part": os.urandom(3 * MiB),
+            "three-parts": os.urandom(12 * MiB + 7)}
+
+
+def _sha256_key(data: bytes) -> str:
+    """A key whose checksum no S3 service keeps: only the CRC32s can tell a corrupt object."""
+    return f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.bin"
+
+
+@pytest.fixture
+def s3_store(store: Path, dsdir: Path, tmp_path: Path, s3_mirror: MirrorFixture,
+             monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A store with an S3 mirror holding S3_BLOBS as stored through the replica set: {label: key}.
+    S3Backend.get_file fails the test: nothing here may download."""
+    monkeypatch.setattr(s3, "TRANSFER", SMALL_PARTS)
+    add_mirror(store, Mirror(url=s3_mirror.url, name="s3", endpoint_url=s3_mirror.endpoint_url))
+    rs = open_replicas(f"ria+file://{store}", read_config(store)).for_dataset(PLAIN_DSID)
+    keys: dict[str, str] = {}
+    for label, data in S3_BLOBS.items():
+        keys[label] = _sha256_key(data)
+        src = tmp_path / "src"
+        src.write_bytes(data)
+        rs.store(parse_key(keys[label]), src)
+
+    def no_download(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("fsck without --deep downloaded an object")
+
+    monkeypatch.setattr(s3.S3Backend, "get_file", no_download)
+    return keys
+
+
+def _s3_put(s3_mirror: MirrorFixture, key: str, data: bytes, tmp_path: Path, *, how: str,
+            metadata: dict[str, str]) -> None:
+    """Replace the mirror's copy of `key` with `data`: in parts (COMPOSITE CRC32), in parts with a
+    whole-object CRC32 (FULL_OBJECT, as dss uploaded before), or in one PUT."""
+    client = s3_admin_client(s3_mirror.endpoint_url)
+    name = f"lab/store/{rel(key)}"
+    src = tmp_path / "replacement"
+    src.write_bytes(data)
+    if how == "one-put":
+        client.put_object(Bucket=s3_mirror.bucket, Key=name, Body=data, Metadata=metadata)
+        return
+    extra: dict[str, Any] = {"Metadata": metadata}
+    if how == "full-object":
+        extra["ChecksumCRC32"] = hex_to_b64(f"{zlib.crc32(data):08x}")
+    client.upload_file(str(src), s3_mirror.bucket, name, Config=IN_PARTS, ExtraArgs=extra)
+
+
+def _metadata(s3_mirror: MirrorFixture, key: str) -> dict[str, str]:
+    head = s3_admin_client(s3_mirror.endpoint_url).head_object(Bucket=s3_mirror.bucket,
+                                                               Key=f"lab/store/{rel(key)}")
+    return dict(head["Metadata"])
+
+
+def test_fsck_verifies_single_and_multipart_s3_objects_without_downloading(
+        store: Path, s3_store: dict[str, str], s3_mirror: MirrorFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, doc = fsck_json(store, "--replica", "s3", capsys=capsys)
+    assert (rc, doc["findings"]) == (0, [])
+    assert set(_metadata(s3_mirror, s3_store["three-parts"])) == {s3.META_CRC32, s3.META_CRC32_COMPOSITE}
+
+
+@pytest.mark.parametrize(("label", "how", "checksum"), [
+    ("three-parts", "in-parts", "crc32-composite"),
+    ("one-part", "in-parts", "crc32-composite"),
+    ("three-parts", "one-put", "crc32"),
+    ("single", "one-put", "crc32"),
+], ids=["multipart-reuploaded", "one-part-reuploaded", "multipart-replaced-by-a-put", "single-put"])
+def test_fsck_finds_a_corrupt_s3_object_without_downloading(
+        store: Path, s3_store: dict[str, str], s3_mirror: MirrorFixture, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], *, label: str, how: str, checksum: str) -> None:
+    """One byte flipped, same size, dss's metadata kept: the service's CRC32 of the new bytes differs
+    from the one recorded from the source."""
+    key, data = s3_store[label], S3_BLOBS[label]
+    _s3_put(s3_mirror, key, bytes([data[0] ^ 1]) + data[1:], tmp_path, how=how,
+            metadata=_metadata(s3_mirror, key))
+    rc, doc = fsck_json(store, "--replica", "s3", capsys=capsys)
+    assert rc == 1
+    assert [(f["kind"], f["replica"], f["key"]) for f in doc["findings"]] == [("corrupt", "s3", key)]
+    assert f"the service's {checksum} " in doc["findings"][0]["detail"]
+
+
+def test_fsck_says_unverified_for_a_put_object_replaced_in_parts(
+        store: Path, s3_store: dict[str, str], s3_mirror: MirrorFixture, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A single PUT recorded no composite CRC32, and the service keeps no whole-object one for the
+    parts another tool replaced it with: nothing to compare without reading, so --deep decides."""
+    key, data = s3_store["single"], S3_BLOBS["single"]
+    _s3_put(s3_mirror, key, bytes([data[0] ^ 1]) + data[1:], tmp_path, how="in-parts",
+            metadata=_metadata(s3_mirror, key))
+    rc, doc = fsck_json(store, "--replica", "s3", capsys=capsys)
+    assert rc == 0  # unverified is not a problem found
+    assert [(f["kind"], f["key"]) for f in doc["findings"]] == [("unverified", key)]
+
+
+def test_fsck_still_verifies_s3_objects_uploaded_with_a_full_object_crc32(
+        store: Path, s3_store: dict[str, str], s3_mirror: MirrorFixture, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Objects the previous dss wrote (FULL_OBJECT CRC32, only `dss-crc32` recorded) verify, and a
+    corrupt one is found, from the whole-object CRC32 alone."""
+    key, data = s3_store["three-parts"], S3_BLOBS["three-parts"]
+    old_meta = {s3.META_CRC32: f"{zlib.crc32(data):08x}"}
+    _s3_put(s3_mirror, key, data, tmp_path, how="full-object", metadata=old_meta)
+    rc, doc = fsck_json(store, "--replica", "s3", capsys=capsys)
+    assert (rc, doc["findings"]) == (0, [])
+    _s3_put(s3_mirror, key, bytes([data[0] ^ 1]) + data[1:], tmp_path, how="full-object", metadata=old_meta)
+    rc, doc = fsck_json(store, "--replica", "s3", capsys=capsys)
+    assert rc == 1
+    assert [(f["kind"], f["key"]) for f in doc["findings"]] == [("corrupt", key)]
+    assert "the service's crc32 " in doc["findings"][0]["detail"]

@@ -102,7 +102,7 @@ def test_read_skips_a_corrupt_copy_and_falls_back(store: Path, mirrors: list[Pat
     rs.store(KEY, payload)
     obj = store / REL
     obj.chmod(0o644)
-    obj.write_bytes(b"X" + DATA[1:])  # same size: only the checksum tells
+    obj.write_bytes(bytes([DATA[0] ^ 1]) + DATA[1:])  # same size: only the checksum tells
     out = tmp_path / "out"
     rs.retrieve(KEY, out)
     assert out.read_bytes() == DATA
@@ -115,7 +115,7 @@ def test_read_error_names_every_replica(store: Path, mirrors: list[Path], payloa
     for root in (store, mirrors[0]):
         p = root / REL
         p.chmod(0o644)
-        p.write_bytes(b"X" + DATA[1:])
+        p.write_bytes(bytes([DATA[0] ^ 1]) + DATA[1:])
     # the last replica's checksum is git-annex's to verify (it tails the file); its size is ours
     p = mirrors[1] / REL
     p.chmod(0o644)
@@ -177,7 +177,7 @@ def test_corrupt_mirror_copy_is_reported_by_the_read(store: Path, mirrors: list[
     sr.for_dataset(PLAIN_DSID).store(KEY, payload)
     p = mirrors[0] / REL
     p.chmod(0o644)
-    p.write_bytes(DATA[:-1] + b"!")
+    p.write_bytes(DATA[:-1] + bytes([DATA[-1] ^ 1]))  # a flipped bit always differs
     m1 = sr.for_dataset(PLAIN_DSID).replicas[1]
     with pytest.raises(CorruptError, match="does not match its key"):
         m1.retrieve(KEY, tmp_path / "out")

@@ -17,11 +17,12 @@ A backend knows nothing of git-annex or RIA; it stores bytes under POSIX-style r
   HTTP) raises UnavailableError saying so.
 - A read-only backend (`writable` False) refuses `put_file`, `write_bytes` and `remove` with a
   WriteError naming the fix, before anything is sent.
-- Checksums are lowercase hex, named `md5`, `sha256`, `crc32` (zlib), `crc32c` (Castagnoli).
-  `ObjectInfo.checksums` are what the service itself keeps and recomputes from the stored bytes
-  (S3 `ChecksumCRC32`, GCS `crc32c`/`md5Hash`); `ObjectInfo.recorded` are what dss computed
-  from the source file at upload and stored beside the object (metadata). Comparing the two
-  verifies a cloud copy without downloading it. A POSIX file has neither.
+- Checksums are lowercase hex, named `md5`, `sha256`, `crc32` (zlib), `crc32c` (Castagnoli), and
+  `crc32-composite` (`<hex>-<parts>`: S3's CRC32 of a multipart upload, the CRC32 of its parts'
+  CRC32s). `ObjectInfo.checksums` are what the service itself keeps and recomputes from the
+  stored bytes (S3 `ChecksumCRC32`, GCS `crc32c`/`md5Hash`); `ObjectInfo.recorded` are what dss
+  computed from the source file at upload and stored beside the object (metadata). Comparing the
+  two where both have a name verifies a cloud copy without downloading it. A POSIX file has neither.
 - Errors are DssError subclasses with one-line messages naming the backend and the fix:
   AccessError for credentials/permissions, UnavailableError for anything that makes presence
   undecidable (unreachable endpoint, missing bucket, timeouts: bounded, never a hang).

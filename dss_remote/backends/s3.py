@@ -18,6 +18,7 @@ from botocore import exceptions as bce
 from botocore.config import Config
 from s3transfer.exceptions import RetriesExceededError as TransferRetriesExceededError
 from s3transfer.subscribers import BaseSubscriber
+from s3transfer.utils import ChunksizeAdjuster
 
 from ria_store.errors import (
     AccessError,
@@ -49,12 +50,15 @@ logger = logging.getLogger(__name__)
 
 #: files from this size on go up in parts of this size (s3transfer's multipart upload)
 MULTIPART = 8 << 20
-#: object metadata holding the CRC32 dss computed from the source (x-amz-meta-dss-crc32)
+#: object metadata holding the CRC32 of the whole source, computed by dss (x-amz-meta-dss-crc32)
 META_CRC32 = "dss-crc32"
+#: object metadata holding S3's COMPOSITE CRC32 of a multipart upload as dss computed it from the
+#: source, `<hex>-<parts>`: what the service must report (x-amz-meta-dss-crc32-composite)
+META_CRC32_COMPOSITE = "dss-crc32-composite"
 
 # "classic": the CRT transfer client (when awscrt is installed) handles checksums its own way
-_TRANSFER = TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART, use_threads=True,
-                           preferred_transfer_client="classic")
+TRANSFER = TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART, use_threads=True,
+                          preferred_transfer_client="classic")
 # Error codes meaning "these credentials are no good", as opposed to "this account may not do that".
 _CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
                                "TokenRefreshRequired", "ExpiredTokenException", "InvalidClientTokenId"})
@@ -84,35 +88,60 @@ def _etag_md5(head: Mapping[str, Any]) -> str | None:
     return etag
 
 
-def _full_crc32(head: Mapping[str, Any]) -> str | None:
-    """The service's CRC32 of the whole object; None for composite (per-part) checksums."""
-    value = head.get("ChecksumCRC32")
+def part_size(config: TransferConfig, size: int) -> int:
+    """The part size s3transfer uploads `size` bytes in with `config` (its own adjustment of
+    multipart_chunksize to S3's limits: at most 10,000 parts, at least 5 MiB each)."""
+    return ChunksizeAdjuster().adjust_chunksize(config.multipart_chunksize, size)
+
+
+def _service_crc32(head: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The service's CRC32 from a HeadObject with ChecksumMode=ENABLED, named as ObjectInfo
+    keeps it: ("crc32", hex) for the whole object (single PUT, or a FULL_OBJECT multipart upload),
+    ("crc32-composite", "<hex>-<parts>") for a COMPOSITE one (the CRC32 of the part CRC32s).
+    AWS reports a composite value as `<base64>-<parts>` with ChecksumType COMPOSITE; moto 5.2
+    sends neither the suffix nor the type, so a multipart ETag (`"<md5>-<parts>"`) without a
+    type means composite too. None when there is none, or the form is not one of these."""
+    value = str(head.get("ChecksumCRC32") or "")
     if not value:
         return None
+    b64, _, suffix = value.partition("-")
+    digest = b64_to_hex(b64)
+    if digest is None or len(digest) != 8:
+        return None
+    etag = str(head.get("ETag", "")).strip('"')
+    etag_parts = etag.rpartition("-")[2] if "-" in etag else ""
     ctype = head.get("ChecksumType")
-    if ctype == "COMPOSITE" or "-" in value:
+    if ctype == "FULL_OBJECT" or (ctype is None and not suffix and not etag_parts):
+        return None if suffix else ("crc32", digest)
+    parts = suffix or etag_parts
+    if not parts.isdigit():
         return None
-    if ctype != "FULL_OBJECT" and "-" in str(head.get("ETag", "")):
-        return None
-    return b64_to_hex(value)
+    return "crc32-composite", f"{digest}-{int(parts)}"
+
+
+def _recorded(meta: Mapping[str, Any]) -> dict[str, str]:
+    """What dss recorded at upload (metadata), named as ObjectInfo keeps it."""
+    recorded: dict[str, str] = {}
+    value = str(meta.get(META_CRC32, "")).lower()
+    if is_hex(value, 8):
+        recorded["crc32"] = value
+    digest, _, parts = str(meta.get(META_CRC32_COMPOSITE, "")).lower().partition("-")
+    if is_hex(digest, 8) and parts.isdigit():
+        recorded["crc32-composite"] = f"{digest}-{int(parts)}"
+    return recorded
 
 
 def _object_info(relpath: str, head: Mapping[str, Any]) -> ObjectInfo:
     checksums: dict[str, str] = {}
-    crc = _full_crc32(head)
+    crc = _service_crc32(head)
     if crc is not None:
-        checksums["crc32"] = crc
+        checksums[crc[0]] = crc[1]
     md5 = _etag_md5(head)
     if md5 is not None:
         checksums["md5"] = md5
-    recorded: dict[str, str] = {}
-    meta = head.get("Metadata") or {}
-    value = str(meta.get(META_CRC32, "")).lower()
-    if is_hex(value, 8):
-        recorded["crc32"] = value
     etag = str(head.get("ETag", "")).strip('"') or None
-    return ObjectInfo(relpath, int(head.get("ContentLength", head.get("Size", 0))), checksums, recorded,
-                      revision=etag)
+    return ObjectInfo(relpath, int(head.get("ContentLength", head.get("Size", 0))), checksums,
+                      _recorded(head.get("Metadata") or {}), revision=etag)
 
 
 def _unwrap(e: BaseException) -> BaseException:
@@ -125,15 +154,13 @@ def _unwrap(e: BaseException) -> BaseException:
 class _CumulativeProgress(BaseSubscriber):
     """s3transfer reports increments from several threads; our callers want the running total."""
 
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Progress) -> None:
         super().__init__()
         self._progress = progress
         self._total = 0
         self._lock = threading.Lock()
 
     def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
-        if self._progress is None:
-            return
         with self._lock:
             # negative on a retried part: the total goes back, then up again
             self._total = max(0, self._total + bytes_transferred)
@@ -143,10 +170,14 @@ class _CumulativeProgress(BaseSubscriber):
 class S3Backend(Backend):
     """Objects are `prefix/relpath` in one bucket; each upload is one atomic PUT or multipart upload.
 
-    put_file sends the CRC32 of the source (computed in a first pass), which S3 verifies before it
-    publishes the object, and keeps it as metadata `dss-crc32` for fsck. Services that do not verify
-    checksums (moto, some S3-compatible stores) are caught afterwards: the ETag (small files) or the
-    full-object CRC32 (multipart) the service computed must match the source, or the object is deleted.
+    put_file computes, in one pass over the source, its CRC32 and (for a multipart upload) the CRC32
+    of each part, in the part size s3transfer will use. A single PUT sends the CRC32, which S3
+    verifies before it publishes the object; a multipart upload asks for S3's default COMPOSITE
+    CRC32 (each part's CRC32 is verified as it arrives, the object's is the CRC32 of the part
+    CRC32s). Both are kept as metadata (`dss-crc32`, `dss-crc32-composite`) for fsck. What the
+    service stored is then checked: the ETag (single PUT) or the size and the composite CRC32
+    (multipart) must match the source, or the object is deleted (moto and some S3-compatible
+    stores verify nothing, and a source that changed after the first pass passes S3's own checks).
     Credentials come from boto3's chain only (env, AWS_PROFILE, instance roles), never from dss config.
     Listings carry no encryption details, so iter_objects reports an ETag as md5 even on an SSE-KMS
     bucket, where it is not one; info() knows better and is what fsck relies on.
@@ -157,12 +188,13 @@ class S3Backend(Backend):
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None,
                  storage_class: str | None = None, connect_timeout: float = 5,
-                 read_timeout: float = 30) -> None:
+                 read_timeout: float = 30, transfer: TransferConfig | None = None) -> None:
         self.bucket, self.prefix = split_s3_url(url)
         super().__init__(f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else ""))
         self.endpoint_url = endpoint_url
         self.region = region
         self.storage_class = storage_class
+        self._transfer = transfer or TRANSFER  # part sizes, threshold, concurrency (TRANSFER: the default)
         self._config = Config(
             connect_timeout=connect_timeout, read_timeout=read_timeout,
             retries={"max_attempts": 3, "mode": "standard"},
@@ -272,20 +304,26 @@ class S3Backend(Backend):
                             f"has {want} (the source changed during the upload, or the network or service "
                             "corrupted it); the object was removed, retry the upload")
 
-    def _extra_args(self, crc: int, bulk: bool) -> dict[str, Any]:
-        extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": hex_to_b64(f"{crc:08x}"),
-                                 "Metadata": {META_CRC32: f"{crc:08x}"}}
+    def _extra_args(self, sums: Mapping[str, str], bulk: bool) -> dict[str, Any]:
+        # ChecksumAlgorithm even where botocore would add it by default: a user's
+        # AWS_REQUEST_CHECKSUM_CALCULATION=when_required turns that default off
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32", "Metadata": {META_CRC32: sums["crc32"]}}
+        if "crc32-composite" in sums:
+            extra["Metadata"][META_CRC32_COMPOSITE] = sums["crc32-composite"]
         # only bulk data gets the mirror's storage class: small config files are read often, and an
         # archive class would make them slow or unreadable
         if bulk and self.storage_class:
             extra["StorageClass"] = self.storage_class
         return extra
 
-    def _put_small(self, key: str, relpath: str, body: BinaryIO | bytes, *, crc: int, md5: str,
+    def _put_small(self, key: str, relpath: str, body: BinaryIO | bytes, *, sums: Mapping[str, str],
                    bulk: bool) -> None:
-        """One PUT; the ETag the service returns is its MD5 of what it stored."""
+        """One PUT with the source's CRC32, which S3 verifies; the ETag the service returns is its
+        MD5 of what it stored."""
         resp = self._client().put_object(Bucket=self.bucket, Key=key, Body=body,
-                                         **self._extra_args(crc, bulk))
+                                         ChecksumCRC32=hex_to_b64(sums["crc32"]),
+                                         **self._extra_args(sums, bulk))
+        md5 = sums["md5"]
         etag = _etag_md5(resp)
         if etag is not None and etag != md5:
             raise self._discard_corrupt(key, relpath, f"md5 {etag}", f"md5 {md5}")
@@ -310,7 +348,7 @@ class S3Backend(Backend):
         key = self._key(relpath)
         writer = FdWriter(dst_fd, progress)
         try:
-            with create_transfer_manager(self._client(), _TRANSFER) as manager:
+            with create_transfer_manager(self._client(), self._transfer) as manager:
                 manager.download(self.bucket, key, cast("IO[bytes]", writer),
                                  extra_args={"ChecksumMode": "ENABLED"}).result()
         except bce.ClientError as e:
@@ -359,20 +397,24 @@ class S3Backend(Backend):
             raise from_os_error(e, f"local file {src}") from e
         with f:
             try:
-                small = os.fstat(f.fileno()).st_size < MULTIPART
-                digests = Digests(["crc32", "md5"] if small else ["crc32"]).read_from(f)
-                size, sums = digests.size, digests.hexdigests()
-                crc, md5 = int(sums["crc32"], 16), sums.get("md5")
+                size = os.fstat(f.fileno()).st_size
+                small = size < self._transfer.multipart_threshold
+                # one pass: the part CRC32s need the part size s3transfer will pick for this size
+                digests = (Digests(["crc32", "md5"]) if small
+                           else Digests(["crc32"], part_size=part_size(self._transfer, size)))
+                digests.read_from(f)
+                sums = digests.hexdigests()
                 f.seek(0)
             except OSError as e:
                 raise from_os_error(e, f"local file {src}") from e
             try:
-                if small and md5 is not None:
-                    self._put_small(key, relpath, f, crc=crc, md5=md5, bulk=True)
+                if small:
+                    self._put_small(key, relpath, f, sums=sums, bulk=True)
                     if progress is not None:
-                        progress(size)
+                        progress(digests.size)
                 else:
-                    self._put_multipart(src, key, relpath, size=size, crc=crc, progress=progress)
+                    self._put_multipart(src, key, relpath, size=digests.size, sums=sums,
+                                        progress=progress)
             except DssError:
                 raise
             except _SDK_ERRORS as e:
@@ -381,19 +423,25 @@ class S3Backend(Backend):
                 raise from_os_error(e, f"local file {src}") from e
         self._bucket_exists = True
 
-    def _put_multipart(self, src: Path, key: str, relpath: str, *, size: int, crc: int,
+    def _put_multipart(self, src: Path, key: str, relpath: str, *, size: int, sums: Mapping[str, str],
                        progress: Progress | None) -> None:
-        """s3transfer's upload; with a CRC32 given it asks for a FULL_OBJECT checksum, which S3
-        verifies at CompleteMultipartUpload. A failed upload is aborted by s3transfer."""
-        with create_transfer_manager(self._client(), _TRANSFER) as manager:
-            manager.upload(str(src), self.bucket, key, extra_args=self._extra_args(crc, bulk=True),
-                           subscribers=[_CumulativeProgress(progress)]).result()
+        """s3transfer's upload with S3's default COMPOSITE CRC32 (no whole-object value given:
+        that would make it FULL_OBJECT, which the service must compute over every byte again at
+        CompleteMultipartUpload). A failed upload is aborted by s3transfer. Afterwards the size
+        and the service's CRC32 (composite, or whole-object where a service makes it so) must be
+        the source's."""
+        # no subscriber without progress: s3transfer then skips its per-read progress callbacks
+        subscribers = [_CumulativeProgress(progress)] if progress is not None else []
+        with create_transfer_manager(self._client(), self._transfer) as manager:
+            manager.upload(str(src), self.bucket, key, extra_args=self._extra_args(sums, bulk=True),
+                           subscribers=subscribers).result()
         head = self._client().head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
-        stored = _full_crc32(head)
         if head.get("ContentLength") != size:
             raise self._discard_corrupt(key, relpath, f"size {head.get('ContentLength')}", f"size {size}")
-        if stored is not None and stored != f"{crc:08x}":
-            raise self._discard_corrupt(key, relpath, f"crc32 {stored}", f"crc32 {crc:08x}")
+        stored = _service_crc32(head)
+        if stored is not None and stored[1] != sums.get(stored[0]):
+            raise self._discard_corrupt(key, relpath, f"{stored[0]} {stored[1]}",
+                                        f"{stored[0]} {sums.get(stored[0], 'unknown')}")
 
     def remove(self, relpath: str) -> None:
         key = self._key(relpath)
@@ -413,8 +461,9 @@ class S3Backend(Backend):
     def write_bytes(self, relpath: str, data: bytes) -> None:
         key = self._key(relpath)
         try:
-            self._put_small(key, relpath, data, crc=zlib.crc32(data),
-                            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(), bulk=False)
+            sums = {"crc32": f"{zlib.crc32(data):08x}",
+                    "md5": hashlib.md5(data, usedforsecurity=False).hexdigest()}
+            self._put_small(key, relpath, data, sums=sums, bulk=False)
         except _SDK_ERRORS as e:
             raise self._error(e, "write", relpath) from e
 
