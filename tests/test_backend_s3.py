@@ -3,6 +3,7 @@ permissions, a missing bucket, an unreachable or silent endpoint, corrupted uplo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -225,6 +226,11 @@ def test_s3_part_size_is_the_one_s3transfer_uses() -> None:
     assert s3.part_size(s3.TRANSFER, 100 << 30) == 16 * MiB  # at most 10,000 parts
 
 
+def _sans_revision(info: ObjectInfo | None) -> ObjectInfo | None:
+    """The object's info without its revision (the ETag), which these tests do not predict."""
+    return None if info is None else dataclasses.replace(info, revision=None)
+
+
 @pytest.mark.parametrize(("size", "parts"), [(3 * MiB, 1), (12 * MiB + 7, 3)],
                          ids=["one-part", "three-parts"])
 def test_s3_multipart_upload_is_composite_and_records_what_the_service_reports(
@@ -237,9 +243,9 @@ def test_s3_multipart_upload_is_composite_and_records_what_the_service_reports(
     backend.put_file(write_source(tmp_path, data), "ab/KEY")
     composite = local_checksum("crc32-composite", data, 5 * MiB)
     assert composite.endswith(f"-{parts}")
-    assert backend.info("ab/KEY") == ObjectInfo("ab/KEY", size, {"crc32-composite": composite},
-                                                {"crc32": local_checksum("crc32", data),
-                                                 "crc32-composite": composite})
+    assert _sans_revision(backend.info("ab/KEY")) == ObjectInfo(
+        "ab/KEY", size, {"crc32-composite": composite},
+        {"crc32": local_checksum("crc32", data), "crc32-composite": composite})
     raw = s3_admin_client(s3_server.endpoint).get_object(Bucket=s3_mirror.bucket, Key="lab/store/ab/KEY",
                                                          ChecksumMode="ENABLED")
     assert raw["ChecksumType"] == "COMPOSITE"
@@ -278,7 +284,8 @@ def test_s3_object_uploaded_with_a_full_object_crc32_still_verifies(s3_mirror: M
         str(write_source(tmp_path, data)), s3_mirror.bucket, "lab/store/ab/KEY", Config=s3.TRANSFER,
         ExtraArgs={"ChecksumCRC32": hex_to_b64(crc), "Metadata": {s3.META_CRC32: crc}})
     backend = S3Backend(s3_mirror.url, endpoint_url=s3_mirror.endpoint_url)
-    assert backend.info("ab/KEY") == ObjectInfo("ab/KEY", LARGE, {"crc32": crc}, {"crc32": crc})
+    expected = ObjectInfo("ab/KEY", LARGE, {"crc32": crc}, {"crc32": crc})
+    assert _sans_revision(backend.info("ab/KEY")) == expected
 
 
 @pytest.mark.parametrize(("head", "expected"), [
