@@ -4,6 +4,7 @@ ports, each serving a fresh directory of its test, in a thread of the test proce
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,12 +26,37 @@ class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    #: answer `Range: bytes=a-b` with 206, as nginx, Apache and bucket endpoints do
+    #: (`python -m http.server` sends the whole file; tests of that set this False)
+    ranges: bool = True
+
     def send_head(self) -> Any:
         forced = type(self).status
         if forced is not None:
             self.send_error(forced)
             return None
         return super().send_head()
+
+    def do_GET(self) -> None:
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        path = Path(self.translate_path(self.path))
+        if m is None or not type(self).ranges or type(self).status is not None or not path.is_file():
+            super().do_GET()
+            return
+        data = path.read_bytes()
+        start = int(m.group(1))
+        end = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
+        if start >= len(data):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        self.wfile.write(data[start:end + 1])
 
 
 @dataclass

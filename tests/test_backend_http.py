@@ -166,3 +166,15 @@ def test_http_mirrors_come_out_read_only(scheme: str) -> None:
     backend = backend_for_mirror(mirror)
     assert isinstance(backend, HttpBackend)
     assert (backend.kind, backend.writable, backend.listable) == (scheme, False, False)
+
+
+def test_read_range_on_a_server_without_range_support_names_the_fix(
+        http_server: HttpServer, served: tuple[HttpBackend, Path]) -> None:
+    """`python -m http.server` answers a ranged GET with the whole file: refused, never sliced
+    from a download of a whole archive."""
+    backend, _ = served
+    http_server.handler.ranges = False
+    with pytest.raises(UnavailableError) as ei:
+        backend.read_range("ab/KEY", 1, 3)
+    assert str(ei.value) == (f"replica {http_server.url}/store: the server ignored the byte range asked "
+                             "for ab/KEY; serve the mirror from a server that supports Range requests")

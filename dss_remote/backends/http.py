@@ -112,6 +112,16 @@ class HttpBackend(FsspecBackend):
                                 headers={"Accept-Encoding": "identity"}) as r:
             return int(r.status), r.headers.get("Content-Length")
 
+    def read_range(self, relpath: str, start: int, length: int) -> bytes:
+        """A ranged GET; 416 (the range starts at or past the end of an existing object) is the
+        empty read that `os.pread` gives there."""
+        try:
+            return super().read_range(relpath, start, length)
+        except UnavailableError as e:
+            if getattr(e.__cause__, "status", None) == 416:
+                return b""
+            raise
+
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
         """One GET, streamed to `dst_fd`: no range requests (Python's http.server has none), and
         no HEAD first (`fs.open` makes one, and maps its failures to FileNotFoundError)."""

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from ria_store.errors import AccessError, ConfigError, DssError, WriteError, one_line
 
+from .base import check_range
 from .cloud_common import op_failed, unreachable
 from .fsspec_backend import FsspecBackend
 
@@ -72,6 +73,18 @@ class SftpBackend(FsspecBackend):
             options["client_keys"] = [key]
         logger.debug("replica %s: connecting to %s", self.url, self._endpoint)
         return SSHFileSystem(self._host, **options), self._dir
+
+    def read_range(self, relpath: str, start: int, length: int) -> bytes:
+        """sshfs's `cat_file` ignores start/end (it reads the whole file); an SFTP file handle
+        reads at an offset, so only the asked-for bytes travel."""
+        path = self._path(relpath)
+        check_range(start, length)
+        try:
+            with self._fs().open(path, "rb") as f:
+                f.seek(start)
+                return bytes(f.read(length)) if length else b""
+        except Exception as e:
+            raise self._error(e, relpath) from e
 
     def _rename(self, fs: Any, tmp: str, path: str) -> None:
         """`posix-rename@openssh.com` (or SFTP v5+ rename with overwrite): one step. fsspec's `mv`
