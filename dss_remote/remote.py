@@ -109,6 +109,13 @@ class DssRemote(SpecialRemote):
             raise UrlError("this remote has no url; run `git annex enableremote NAME "
                            "url=ria+file:///path/to/store`")
         su = check_usable_url(url, read_only_ok=True)
+        if not su.is_local:
+            # Cloned over ria+http(s) (DataLad's ora-url): where the remote's own store path is
+            # mounted, read and write it there; the read-only web copy is for nodes without it.
+            own = resolver.get("url")
+            if own and own != url and own.startswith("ria+file:") and Path(
+                    check_usable_url(own).path).is_dir():
+                url, su = own, check_usable_url(own)
         cache_dir = Path(self.annex.getgitdir()) / "dss" / "store-config"
         store = Path(su.path) if su.is_local else None
         store_cfg = (load_config(store, cache_dir) if store is not None

@@ -136,3 +136,27 @@ def test_git_config_dss_url_overrides_annex_url(store: Path, dsdir: Path, payloa
     replies = annex.converse(["PREPARE", f"TRANSFER STORE {KEY} {payload}"])
     assert replies[-1] == f"TRANSFER-SUCCESS STORE {KEY}"
     assert (dsdir / object_relpath(KEY, "2")).exists()
+
+
+def test_ora_url_over_http_is_read_only_but_a_mounted_store_wins(store: Path, dsdir: Path, payload: Path,
+                                                                 tmp_path: Path) -> None:
+    """`datalad clone ria+http://…` sets ora-url to the web copy. Where the remote's own store is
+    mounted, dss keeps using it (writes work); where it is not, it reads the web copy read-only."""
+    from file_servers import serve_http
+
+    repo = tmp_path / "repo"
+    run("git", "init", "-q", repo)
+    with serve_http(store) as server:
+        run("git", "config", "remote.store-storage.ora-url", f"ria+{server.url}", cwd=repo)
+        mounted = AnnexDouble({"url": f"ria+file://{store}", "archive-id": DSID}, git_dir=str(repo / ".git"))
+        assert mounted.converse(["PREPARE", f"TRANSFER STORE {KEY} {payload}"])[-1] == \
+            f"TRANSFER-SUCCESS STORE {KEY}"
+        elsewhere = AnnexDouble({"url": "ria+file:///nonexistent/store", "archive-id": DSID},
+                                git_dir=str(repo / ".git"))
+        got = tmp_path / "got"
+        replies = elsewhere.converse(["PREPARE", f"TRANSFER RETRIEVE {KEY} {got}",
+                                      f"TRANSFER STORE {KEY} {payload}"])
+        assert replies[-2] == f"TRANSFER-SUCCESS RETRIEVE {KEY}"
+        assert got.read_bytes() == DATA
+        assert replies[-1].startswith(f"TRANSFER-FAILURE STORE {KEY} cannot store")
+        assert "reaches the store read-only" in replies[-1]
