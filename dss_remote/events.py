@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ria_store.atomic import fsync_dir, makedirs_durable, write_all
+from ria_store.atomic import create_exclusive
 from ria_store.errors import DssError, from_os_error
 
 from . import bundles
@@ -73,22 +73,8 @@ def append(store_root: Path, event: Event) -> Path:
     path = event_path(store_root, event.event_id)
     data = json.dumps(event.to_json(), sort_keys=True).encode() + b"\n"
     try:
-        makedirs_durable(path.parent)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if the event exists: never overwrite one
-        except FileExistsError:
-            if path.read_bytes() != data:
-                raise DssError(f"event {event.event_id} already exists with other content") from None
-        finally:
-            os.unlink(tmp)
-        fsync_dir(path.parent)
+        if not create_exclusive(path, data, mode=0o444) and path.read_bytes() != data:
+            raise DssError(f"event {event.event_id} already exists with other content")
     except OSError as e:
         raise from_os_error(e, str(path), writing=True) from e
     return path

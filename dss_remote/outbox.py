@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ria_store.atomic import fsync_dir, makedirs_durable, write_bytes_atomic
+from ria_store.atomic import create_exclusive, fsync_dir, makedirs_durable, write_bytes_atomic
 from ria_store.errors import DssError, WriteError, from_os_error
 
 from . import subscriptions
@@ -33,7 +33,6 @@ from .outbox_entries import (
     OUTBOX_RELPATH,
     CorruptEntryError,
     Entry,
-    create_exclusive,
     delivery_id,
     dumps,
     entry_path,

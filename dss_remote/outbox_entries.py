@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ria_store.atomic import TMP_PREFIX, fsync_dir, makedirs_durable, write_all, write_bytes_atomic
+from ria_store.atomic import write_bytes_atomic
 from ria_store.errors import DssError, from_os_error
 
 from . import subscriptions
@@ -82,26 +82,6 @@ def dumps(obj: dict[str, Any]) -> bytes:
 
 def entry_path(store_root: Path, subscription_id: str, event_id: str) -> Path:
     return store_root / OUTBOX_RELPATH / subscription_id / f"{event_id}.json"
-
-
-def create_exclusive(path: Path, data: bytes) -> bool:
-    """Write `path` durably unless it exists (then leave it alone and return False)."""
-    makedirs_durable(path.parent)
-    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
-    fsync_dir(path.parent)
-    return True
 
 
 def load_entry(path: Path) -> Entry:

@@ -124,6 +124,29 @@ def write_bytes_atomic(final: Path, data: bytes, mode: int = 0o644) -> None:
         write_all(fd, data)
 
 
+def create_exclusive(path: Path, data: bytes, mode: int = 0o644) -> bool:
+    """Write `path` durably unless it exists (then leave it alone and return False): a file
+    written once and never changed (the complete file appears at once, through `link`)."""
+    import uuid  # noqa: PLC0415  (keeps the remote's start-up lean)
+
+    makedirs_durable(path.parent)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    fsync_dir(path.parent)
+    return True
+
+
 def chunk_progress(length: int, progress: Progress | None) -> Progress | None:
     """The progress callback for a copy of `length` bytes: none for one CHUNK or less, as
     there is nothing between start and end to report (and each report costs the receiver)."""
