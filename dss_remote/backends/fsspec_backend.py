@@ -125,11 +125,15 @@ class FsspecBackend(Backend):
             return None
         return ObjectInfo(relpath, int(st.get("size") or 0), revision=_revision(st))
 
+    def _open_for_read(self, path: str) -> Any:
+        """A readable file object of `path` (subclasses: how their transport streams it)."""
+        return self._fs().open(path, "rb")
+
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
         path = self._path(relpath)
         count = 0
         try:
-            with self._fs().open(path, "rb") as f:
+            with self._open_for_read(path) as f:
                 while chunk := f.read(CHUNK):
                     write_all(dst_fd, chunk)
                     count += len(chunk)

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ria_store.atomic import CHUNK, write_all
 from ria_store.errors import AccessError, DssError, NotFoundError, UnavailableError
 
-from .base import ObjectInfo, Progress, check_relpath
+from .base import ObjectInfo, check_relpath
 from .cloud_common import op_failed, service_failed, unreachable
 from .fsspec_backend import FsspecBackend
 
@@ -122,26 +121,15 @@ class HttpBackend(FsspecBackend):
                 return b""
             raise
 
-    def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
-        """One GET, streamed to `dst_fd`: no range requests (Python's http.server has none), and
-        no HEAD first (`fs.open` makes one, and maps its failures to FileNotFoundError)."""
+    def _open_for_read(self, path: str) -> Any:
+        """One GET, streamed: no range requests (Python's http.server has none), and no HEAD
+        first (`fs.open` makes one, and maps its failures to FileNotFoundError)."""
         from fsspec.asyn import sync  # noqa: PLC0415
         from fsspec.implementations.http import HTTPStreamFile  # noqa: PLC0415
 
-        path = self._path(relpath)
         fs = self._fs()
-        count = 0
-        try:
-            session = sync(fs.loop, fs.set_session)
-            with HTTPStreamFile(fs, path, mode="rb", loop=fs.loop, session=session) as f:
-                while chunk := f.read(CHUNK):
-                    write_all(dst_fd, chunk)
-                    count += len(chunk)
-                    if progress is not None:
-                        progress(count)
-        except Exception as e:
-            raise self._error(e, relpath) from e
-        return count
+        session = sync(fs.loop, fs.set_session)
+        return HTTPStreamFile(fs, path, mode="rb", loop=fs.loop, session=session)
 
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         self._path(prefix)  # refuses unsafe paths first
