@@ -94,6 +94,16 @@ def _call(backend: Backend, method: str, relpath: str, src: Path, fd: int) -> An
     return calls[method]()
 
 
+def _refuses_unsafe(backend: Backend, method: str, relpath: str, tmp_path: Path) -> None:
+    src = write_source(tmp_path, b"data")
+    fd = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(UnsafePathError):
+            _call(backend, method, relpath, src, fd)
+    finally:
+        os.close(fd)
+
+
 class ReadContract:
     """Reads. Abstract: subclasses provide a `backend` fixture returning a fresh, empty backend;
     `populate` places objects in it (through the backend, unless it is read-only)."""
@@ -177,13 +187,7 @@ class ReadContract:
     @pytest.mark.parametrize("method", ["info", "get_file", "read_range", "read_bytes", "iter_objects"])
     def test_unsafe_relpaths_are_refused(self, backend: Backend, tmp_path: Path, method: str,
                                          relpath: str) -> None:
-        src = write_source(tmp_path, b"data")
-        fd = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            with pytest.raises(UnsafePathError):
-                _call(backend, method, relpath, src, fd)
-        finally:
-            os.close(fd)
+        _refuses_unsafe(backend, method, relpath, tmp_path)
 
 
 class BackendContract(ReadContract):
@@ -282,13 +286,7 @@ class BackendContract(ReadContract):
     @pytest.mark.parametrize("method", ["put_file", "write_bytes", "remove"])
     def test_unsafe_relpaths_are_refused_for_writes(self, backend: Backend, tmp_path: Path, method: str,
                                                     relpath: str) -> None:
-        src = write_source(tmp_path, b"data")
-        fd = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            with pytest.raises(UnsafePathError):
-                _call(backend, method, relpath, src, fd)
-        finally:
-            os.close(fd)
+        _refuses_unsafe(backend, method, relpath, tmp_path)
 
     def test_put_file_from_missing_source_leaves_nothing(self, backend: Backend, tmp_path: Path) -> None:
         with pytest.raises(DssError):
