@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from pathlib import Path
 
 from ria_store import store as ria
@@ -33,6 +34,11 @@ from .checksums import Digests
 
 logger = logging.getLogger(__name__)
 
+#: how long a mirror's answer "no archives/archive.7z" is trusted by `present` (seconds)
+ARCHIVE_RECHECK_S = 30.0
+#: keys `present` last saw without a loose object on a mirror (so `store` can skip its HEAD)
+_ABSENT_MEMO_MAX = 4096
+
 
 class DatasetObjects:
     """Key operations for dataset `dsid` in the store behind `backend`.
@@ -45,6 +51,14 @@ class DatasetObjects:
     A key that is not loose may be packed in the replica's `archives/archive.7z`: read by path
     where the replica is a directory on this machine, else by ranged reads through the backend
     (`archive`), so a bucket answers for packed keys without anyone downloading the archive.
+
+    Requests to a mirror reached over the network are the cost of every key operation, so a
+    process remembers three answers there (never on a directory on this machine, where a look
+    is a stat): the mirror's root `ria-layout-version` once seen (the mirror is the right bucket
+    and prefix; an outage still shows as an error, not as "absent"); "no archive" for
+    ARCHIVE_RECHECK_S, in `present` only (`retrieve` and `remove` always look again); and which
+    keys `present` just found missing, so the `store` git-annex sends next does not ask again.
+    Each memo can only make dss write a copy that is already there, never skip one.
     """
 
     def __init__(self, backend: Backend, dsid: str, archives: ArchiveReader | None = None,
@@ -58,6 +72,11 @@ class DatasetObjects:
         self.mirror_version = mirror_version
         self._version: str | None = None
         self._on_mirror: bool | None = None  # does the mirror hold this dataset's version file?
+        #: request-saving memos, for a replica reached over the network only (see the docstring)
+        self._remote = backend.local_root is None
+        self._root_seen = False
+        self._no_archive_until = 0.0
+        self._absent: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -109,6 +128,9 @@ class DatasetObjects:
         """The archive and its member holding `key`, if this replica's archive has it at the size
         the key says; ArchiveError if the archive is there but unreadable."""
         source = self.archive()
+        # a look that finds no archive is trusted by `present` for a while; one that finds it, not
+        self._no_archive_until = (time.monotonic() + ARCHIVE_RECHECK_S
+                                  if source is None and self._remote else 0.0)
         if source is None:
             return None
         member = self.archives.find(source, archive_members(key))
@@ -127,10 +149,13 @@ class DatasetObjects:
             # A mirror that holds its store-level version file answers for its datasets: one
             # without this dataset simply lacks its keys. Without that file it is not mounted,
             # or the url points at the wrong bucket or prefix.
+            if self._root_seen:
+                return
             if self.backend.info(VERSION_FILE) is None:
                 raise UnavailableError(
                     f"{self.name}: no {VERSION_FILE} at the mirror's root (not mounted, or the wrong "
                     "bucket/prefix; `dss mirror add` writes it, `dss sync` restores it)")
+            self._root_seen = self._remote
             return
         if self.backend.info(f"{self.ds_rel}/{VERSION_FILE}") is None:
             self._version = None
@@ -152,9 +177,18 @@ class DatasetObjects:
 
     # -- key operations -----------------------------------------------------------------
     def present(self, key: AnnexKey) -> bool:
-        if self._has_loose(key, self._rel(key)) or self.archived(key) is not None:
+        if self._has_loose(key, self._rel(key)):
+            self._absent.discard(key.text)
+            return True
+        if self._remote and time.monotonic() < self._no_archive_until:
+            pass  # this mirror had no archive a moment ago
+        elif self.archived(key) is not None:
             return True
         self._confirm_dataset()
+        if self._remote:
+            if len(self._absent) >= _ABSENT_MEMO_MAX:
+                self._absent.clear()
+            self._absent.add(key.text)
         return False
 
     def retrieve(self, key: AnnexKey, dst: Path, progress: Progress | None = None,
@@ -229,7 +263,9 @@ class DatasetObjects:
         if not self.backend.writable:
             raise WriteError(f"{self.name} is read-only; copy to a writable url (ria+file)")
         rel = self._rel(key)
-        if not replace and self._has_loose(key, rel):
+        just_seen_missing = key.text in self._absent
+        self._absent.discard(key.text)
+        if not replace and not just_seen_missing and self._has_loose(key, rel):
             return
         if self._on_mirror is False:
             # first key of this dataset on the mirror: make it a RIA dataset dir there too

@@ -108,7 +108,8 @@ class ReplicaSet:
         none can answer is it "cannot tell" (an unmounted store without reachable mirrors)."""
         have = 0
         failures: list[tuple[str, DssError]] = []
-        for r in self.writers or self.replicas:
+        asked = self.writers or self.replicas
+        for i, r in enumerate(asked):
             try:
                 if r.present(key):
                     have += 1
@@ -116,7 +117,11 @@ class ReplicaSet:
                         return True
             except DssError as e:
                 failures.append((r.label, e))
-        if len(failures) == len(self.writers or self.replicas):
+            if have + len(asked) - i - 1 < self.quorum and len(failures) <= i:
+                # the quorum cannot hold any more and some replica answered: "absent" without
+                # asking the rest (a new key costs the mirrors no request until it is stored)
+                break
+        if len(failures) == len(asked):
             raise UnavailableError(self._why(failures))
         if failures:
             logger.info("%s: on %d replicas, write_quorum %d; unknown on %s", key, have, self.quorum,

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -72,6 +73,10 @@ def _http_answers(url: str) -> bool:
         return False
 
 
+#: a request in werkzeug's access log: `"HEAD /bucket/key HTTP/1.1" 404`, maybe in ANSI colours
+_ACCESS_LINE = re.compile(r'"(?:\x1b\[[0-9;]*m)?([A-Z]+) (\S+) HTTP/[0-9.]+')
+
+
 class LoopbackServer:
     """A server program from this interpreter's bin dir, on a free 127.0.0.1 port, until stop()."""
 
@@ -102,6 +107,15 @@ class LoopbackServer:
             return self._log.read_text(errors="replace")[-3000:]
         except OSError:
             return ""
+
+    def requests_seen(self, needle: str) -> list[str]:
+        """`METHOD path` of each request the server logged (werkzeug's access log, as moto_server
+        writes it) whose path holds `needle`, oldest first: what a test counts requests by."""
+        try:
+            text = self._log.read_text(errors="replace")
+        except OSError:
+            return []
+        return [f"{m[1]} {m[2]}" for m in _ACCESS_LINE.finditer(text) if needle in m[2]]
 
     def start(self, port: int | None = None) -> LoopbackServer:
         """Start on `port` (a restart on the same endpoint), else on a free one."""

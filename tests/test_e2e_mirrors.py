@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cloud_servers import AuthS3Server, Keys, MirrorFixture
+from cloud_servers import AuthS3Server, Keys, LoopbackServer, MirrorFixture
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
 
 from dss_remote.backends import backend_for_mirror
@@ -204,6 +204,29 @@ def test_mirror_down_with_quorum_one_succeeds_queues_and_sync_repairs(cloud: Clo
 
 
 @pytest.mark.slow
+def test_copy_asks_a_mirror_once_per_new_key_and_writes_it_once(cloud: CloudStore,
+                                                                 s3_server: LoopbackServer) -> None:
+    """Requests are what a bucket costs: `git annex copy --to` of new keys makes one HEAD (in
+    STORE: is it there already?) and one PUT per key on S3, counted in moto_server's own log;
+    CHECKPRESENT asks no mirror, since the POSIX store lacks the key."""
+    files = {f"many/f{i:02d}.bin": os.urandom(200 + i) for i in range(12)}
+    write_files(cloud.ds, files)
+    run("datalad", "-l", "error", "save", "-m", "more", cwd=cloud.ds)
+    before = len(s3_server.requests_seen(cloud.s3.bucket))
+    run("git", "annex", "copy", "--to", "store-storage", "many", cwd=cloud.ds)
+    seen = s3_server.requests_seen(cloud.s3.bucket)[before:]
+    objects = [r for r in seen if "/annex/objects/" in r]
+    assert sorted({r.split()[0] for r in objects}) == ["HEAD", "PUT"], seen
+    assert sum(r.startswith("PUT ") for r in objects) == len(files)
+    assert sum(r.startswith("HEAD ") for r in objects) == len(files)
+    # (the other requests in `seen` are the push's hook syncing the git side in the background)
+    # again (without --fast git-annex asks the remote): one HEAD per key, nothing written
+    before = len(s3_server.requests_seen(cloud.s3.bucket))
+    run("git", "annex", "copy", "--to", "store-storage", "many", cwd=cloud.ds)
+    again = [r for r in s3_server.requests_seen(cloud.s3.bucket)[before:] if "/annex/objects/" in r]
+    assert [r.split()[0] for r in again] == ["HEAD"] * len(files), again
+
+
 def test_testremote_with_s3_and_gcs_mirrors(cloud: CloudStore) -> None:
     res = run("git", "annex", "testremote", "--fast", "store-storage", cwd=cloud.ds, timeout=900)
     assert "All" in res.stdout + res.stderr and "tests passed" in res.stdout + res.stderr
