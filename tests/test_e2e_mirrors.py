@@ -232,6 +232,17 @@ def test_testremote_with_s3_and_gcs_mirrors(cloud: CloudStore) -> None:
     assert "All" in res.stdout + res.stderr and "tests passed" in res.stdout + res.stderr
 
 
+@pytest.mark.long
+def test_full_testremote_with_s3_and_gcs_mirrors(cloud: CloudStore) -> None:
+    """The whole of `git annex testremote` (chunked and encrypted variants included) with both
+    mirrors. Its chunk tests cut each test key into ~1000 chunks whatever --size is, which makes
+    well over 100,000 requests to moto_server and the GCS emulator: an hour or more on two cores,
+    so CI runs the --fast variant above and this one is run by hand (README, "Long checks")."""
+    res = run("git", "annex", "testremote", "store-storage", cwd=cloud.ds, timeout=4 * 3600)
+    out = res.stdout + res.stderr
+    assert "All" in out and "tests passed" in out, out[-3000:]
+
+
 def test_backend_for_mirror_is_used_for_both_kinds(cloud: CloudStore) -> None:
     cfg = read_config(cloud.store)
     kinds = sorted(backend_for_mirror(m).kind for m in cfg.mirrors)
