@@ -4,7 +4,9 @@ Without `--deep`, a cloud object is checked against its key's size and against t
 the service keeps (S3 `ChecksumCRC32`, whole-object or composite; GCS `crc32c`/`md5Hash`): each
 must equal what dss recorded from the source file at upload, and a service md5 must equal an MD5
 key's digest.
-With `--deep`, every object is downloaded and hashed (the key's checksum, else the recorded one).
+With `--deep`, every object is downloaded and hashed (the key's checksum, else the recorded one),
+and so is every key packed in a replica's archive (the member is extracted, which checks its
+size and the archive's CRC32, then hashed with the key's checksum).
 
 A key packed in a replica's `archives/archive.7z` is held by that replica, as the special remote
 sees it: it is never "missing" there. Each replica's archive is indexed (its header, by ranged
@@ -23,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ria_store.archive import ArchiveIndex
+from ria_store.archive import ArchiveIndex, ArchiveReader, ArchiveSource, Member
 from ria_store.errors import ArchiveError, DssError, KeyFormatError, NotFoundError, one_line
 from ria_store.keys import AnnexKey, parse_key, unsanitize_key
 from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, archive_members, dataset_relpath, object_relpath
@@ -68,6 +70,8 @@ class DatasetScan:
     archives: dict[str, ArchiveIndex | None] = field(default_factory=dict)
     #: replicas that have an archive file, readable or not
     with_archive: set[str] = field(default_factory=set)
+    #: where each replica's readable archive is read from, and the reader that indexed it
+    sources: dict[str, tuple[ArchiveSource, ArchiveReader]] = field(default_factory=dict)
 
     def in_archive(self, replica: str, key: AnnexKey) -> bool:
         """Whether the replica's archive holds `key` at the size the key says."""
@@ -106,6 +110,7 @@ def scan_dataset(sr: StoreReplicas, dsid: str, names: Iterable[str],
             if archive is not None:
                 scan.with_archive.add(name)
                 scan.archives[name] = objects.archives.index(archive)
+                scan.sources[name] = (archive, objects.archives)
         except ArchiveError as e:
             findings.append(Finding("corrupt", name, dsid, f"{ds_rel}/{ARCHIVE_PATH}", None, one_line(e)))
             scan.archives[name] = None
@@ -181,6 +186,66 @@ def _deep(backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, str] 
     return None
 
 
+def member_key(member: Member) -> AnnexKey | None:
+    """The key an archive member holds, or None if the member is not at a key's place."""
+    try:
+        key = parse_key(unsanitize_key(member.name.rsplit("/", 1)[-1]))
+    except KeyFormatError:
+        return None
+    return key if member.name in archive_members(key) else None
+
+
+def _deep_member(source: ArchiveSource, reader: ArchiveReader, member: Member,
+                 key: AnnexKey) -> tuple[str, str] | None:
+    """Extract one packed key (size and CRC32 checked against the archive's header) and hash it
+    with the key's checksum."""
+    expected = key.expected_size
+    if expected is not None and member.size != expected:
+        return "corrupt", f"the member has {member.size} bytes, the key says {expected}"
+    checksum = key.checksum
+    with tempfile.TemporaryFile(prefix="dss-fsck-") as tmp:
+        try:
+            reader.extract(source, member, tmp.fileno())
+        except ArchiveError as e:
+            return "corrupt", one_line(e)
+        if checksum is None:
+            return None
+        tmp.seek(0)
+        got = Digests([checksum[0]]).read_from(tmp).hexdigests()[checksum[0]]
+    return None if got == checksum[1] else ("corrupt", f"content {checksum[0]} {got} is not the key's")
+
+
+def _deep_archive(scan: DatasetScan, name: str, pool: ThreadPoolExecutor,
+                  progress: Callable[[int], None] | None) -> list[Finding]:
+    """--deep for the keys packed in replica `name`'s archive."""
+    index = scan.archives.get(name)
+    if index is None or name not in scan.sources:
+        return []
+    source, reader = scan.sources[name]
+    where = f"{dataset_relpath(scan.dataset)}/{ARCHIVE_PATH}"
+    members = [(m, k) for m in index.members.values() if (k := member_key(m)) is not None]
+    jobs = [(m, k, pool.submit(_checked_member, source, reader, m, k)) for m, k in members]
+    findings = []
+    for member, key, job in jobs:
+        result = job.result()
+        if progress is not None:
+            progress(1)
+        if result is not None:
+            findings.append(Finding(result[0], name, scan.dataset, f"{where}:{member.name}", key.text,
+                                    result[1]))
+    return findings
+
+
+def _checked_member(source: ArchiveSource, reader: ArchiveReader, member: Member,
+                    key: AnnexKey) -> tuple[str, str] | None:
+    try:
+        return _deep_member(source, reader, member, key)
+    except NotFoundError:
+        return "missing", "the archive vanished during the check"
+    except DssError as e:
+        return "unreachable", one_line(e)
+
+
 def fsck(sr: StoreReplicas, datasets: Iterable[str], replicas: Iterable[str] | None = None, *,
          deep: bool = False, progress: Callable[[int], None] | None = None,
          verify: bool = True) -> list[Finding]:
@@ -217,6 +282,8 @@ def fsck(sr: StoreReplicas, datasets: Iterable[str], replicas: Iterable[str] | N
                         progress(1)
                     if result is not None:
                         findings.append(Finding(result[0], name, dsid, rel, scan.keys[rel].text, result[1]))
+                if deep:
+                    findings.extend(_deep_archive(scan, name, pool, progress))
     return findings
 
 

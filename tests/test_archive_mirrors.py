@@ -382,3 +382,36 @@ def test_fsck_reports_a_corrupt_mirror_archive_and_its_keys_as_missing(
     corrupt_finding = next(f for f in findings if f["kind"] == "corrupt")
     assert corrupt_finding["path"] == ARCHIVE_REL
     assert "is corrupt or truncated" in corrupt_finding["detail"] and FIX_HINT in corrupt_finding["detail"]
+
+
+def test_fsck_deep_hashes_packed_keys_and_names_a_member_that_is_not_its_key(
+        store: Path, dsdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A member whose bytes pass the archive's own CRC32 but are not what its key says (packed
+    from a bad file): only hashing with the key's checksum shows it, on every replica."""
+    good = sample()
+    bad_key = md5_key(b"what the key says", ".bad")
+    packed = build_packed(store, dsdir, tmp_path, good | {bad_key: b"what the file held"[:17]}, "-mx0")
+    assert fsck_json(packed.store, capsys) == (0, [])  # without --deep the header looks fine
+    rc, findings = fsck_json(packed.store, capsys, "--deep")
+    assert rc == 1
+    member = archive_members(bad_key)[0]
+    assert sorted((f["kind"], f["replica"], f["path"], f["key"]) for f in findings) == [
+        ("corrupt", name, f"{ARCHIVE_REL}:{member}", bad_key.text) for name in ("m1", "m2", "store")]
+    assert all("is not the key's" in f["detail"] for f in findings)
+
+
+def test_fsck_deep_finds_a_bit_flip_inside_a_mirror_archive(
+        packed: Packed, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = next(k for k, d in packed.keys.items() if len(d) == 70_000)
+    member = load_index(packed.archive).first(archive_members(key))
+    assert member is not None and member.offset is not None, "stored (-mx0): bytes at an offset"
+    damaged = tmp_path / "damaged.7z"
+    damaged.write_bytes(packed.archive.read_bytes())
+    corrupt(damaged, member.offset + 1234)
+    packed.mirror("m1").put_file(damaged, ARCHIVE_REL)
+    rc, findings = fsck_json(packed.store, capsys, "--deep", "--replica", "m1")
+    assert rc == 1
+    assert [(f["kind"], f["path"], f["key"]) for f in findings] == [
+        ("corrupt", f"{ARCHIVE_REL}:{member.name}", key.text)]
+    assert "fails its CRC32 check" in findings[0]["detail"] and FIX_HINT in findings[0]["detail"]
+    assert fsck_json(packed.store, capsys, "--deep", "--replica", "m2") == (0, [])
