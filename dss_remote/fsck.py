@@ -17,12 +17,10 @@ and this one lacks is "missing" (`dss sync` copies it).
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ria_store.archive import ArchiveIndex, ArchiveReader, ArchiveSource, Member
@@ -195,7 +193,7 @@ def member_key(member: Member) -> AnnexKey | None:
     return key if member.name in archive_members(key) else None
 
 
-def _deep_member(source: ArchiveSource, reader: ArchiveReader, member: Member,
+def verify_member(source: ArchiveSource, reader: ArchiveReader, member: Member,
                  key: AnnexKey) -> tuple[str, str] | None:
     """Extract one packed key (size and CRC32 checked against the archive's header) and hash it
     with the key's checksum."""
@@ -239,7 +237,7 @@ def _deep_archive(scan: DatasetScan, name: str, pool: ThreadPoolExecutor,
 def _checked_member(source: ArchiveSource, reader: ArchiveReader, member: Member,
                     key: AnnexKey) -> tuple[str, str] | None:
     try:
-        return _deep_member(source, reader, member, key)
+        return verify_member(source, reader, member, key)
     except NotFoundError:
         return "missing", "the archive vanished during the check"
     except DssError as e:
@@ -295,57 +293,3 @@ def _checked(check: Callable[[Backend, ObjectInfo, AnnexKey], tuple[str, str] | 
         return "missing", "vanished during the check"
     except DssError as e:
         return "unreachable", one_line(e)
-
-
-def source_for(sr: StoreReplicas, dsid: str, key: AnnexKey, exclude: str,
-               dst: str) -> str:
-    """Fetch a verified copy of `key` into `dst` from the first replica other than `exclude`
-    that has a good one; return its name. DssError names every replica tried."""
-    failures: list[tuple[str, DssError]] = []
-    for obj in sr.for_dataset(dsid).replicas:
-        if obj.label == exclude:
-            continue
-        try:
-            obj.retrieve(key, Path(dst))
-            return obj.label
-        except DssError as e:
-            failures.append((obj.label, e))
-    tried = "; ".join(f"[{n}] {one_line(e)}" for n, e in failures) or "no other replica"
-    if all(isinstance(e, NotFoundError) for _, e in failures):
-        raise NotFoundError(f"{key} is on no other replica ({tried})")
-    raise DssError(f"no good copy of {key} on any other replica: {tried}")
-
-
-def copy_key(sr: StoreReplicas, dsid: str, key: AnnexKey, target: str) -> str:
-    """Copy a verified copy of `key` onto replica `target`, replacing what is there."""
-    fd, tmp = tempfile.mkstemp(prefix="dss-repair-")
-    os.close(fd)
-    try:
-        source = source_for(sr, dsid, key, target, tmp)
-        obj = next(r for r in sr.for_dataset(dsid).replicas if r.label == target)
-        obj.store(key, Path(tmp), replace=True)
-        return source
-    finally:
-        os.unlink(tmp)
-
-
-def repair(sr: StoreReplicas, findings: Iterable[Finding],
-           progress: Callable[[int], None] | None = None) -> tuple[list[str], list[str]]:
-    """Fix missing and corrupt objects from good replicas; (done lines, failed lines)."""
-    done: list[str] = []
-    failed: list[str] = []
-    for f in findings:
-        if f.kind not in ("missing", "corrupt") or f.key is None:
-            continue
-        if not sr.named(f.replica).writable:
-            failed.append(f"{f.replica}: {f.key} ({f.kind}): a read-only mirror, which dss never "
-                          "writes; update the copy it serves (e.g. from the store), then fsck again")
-            continue
-        try:
-            source = copy_key(sr, f.dataset, parse_key(f.key), f.replica)
-            done.append(f"{f.replica}: {f.key} ({f.kind}) copied from {source}")
-        except DssError as e:
-            failed.append(f"{f.replica}: {f.key}: {one_line(e)}")
-        if progress is not None:
-            progress(1)
-    return done, failed

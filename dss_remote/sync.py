@@ -22,9 +22,10 @@ from .backends.base import Backend, ObjectInfo
 from .bundle_store import BUNDLES_RELPATH
 from .catchup import catch_up
 from .events import EVENTS_RELPATH
-from .fsck import copy_key, fsck
+from .fsck import fsck
 from .gitsync import public_git_config, upload_rank
 from .hook_install import has_hook
+from .repair import copy_key
 from .store_config import CONFIG_RELPATH
 from .store_replicas import StoreReplicas
 

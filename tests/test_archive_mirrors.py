@@ -400,18 +400,52 @@ def test_fsck_deep_hashes_packed_keys_and_names_a_member_that_is_not_its_key(
     assert all("is not the key's" in f["detail"] for f in findings)
 
 
-def test_fsck_deep_finds_a_bit_flip_inside_a_mirror_archive(
-        packed: Packed, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    key = next(k for k, d in packed.keys.items() if len(d) == 70_000)
+def _damaged_copy(packed: Packed, tmp_path: Path, size: int) -> tuple[AnnexKey, Path]:
+    """The store's archive with one byte flipped inside the stored member of `size` bytes."""
+    key = next(k for k, d in packed.keys.items() if len(d) == size)
     member = load_index(packed.archive).first(archive_members(key))
     assert member is not None and member.offset is not None, "stored (-mx0): bytes at an offset"
     damaged = tmp_path / "damaged.7z"
     damaged.write_bytes(packed.archive.read_bytes())
-    corrupt(damaged, member.offset + 1234)
+    corrupt(damaged, member.offset + size // 2)
+    return key, damaged
+
+
+def test_fsck_deep_finds_a_bit_flip_inside_a_mirror_archive(
+        packed: Packed, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key, damaged = _damaged_copy(packed, tmp_path, 70_000)
     packed.mirror("m1").put_file(damaged, ARCHIVE_REL)
     rc, findings = fsck_json(packed.store, capsys, "--deep", "--replica", "m1")
     assert rc == 1
+    member = archive_members(key)[0]
     assert [(f["kind"], f["path"], f["key"]) for f in findings] == [
-        ("corrupt", f"{ARCHIVE_REL}:{member.name}", key.text)]
+        ("corrupt", f"{ARCHIVE_REL}:{member}", key.text)]
     assert "fails its CRC32 check" in findings[0]["detail"] and FIX_HINT in findings[0]["detail"]
     assert fsck_json(packed.store, capsys, "--deep", "--replica", "m2") == (0, [])
+
+
+@pytest.mark.parametrize("damage", ["bit flip in a member", "truncated"])
+def test_repair_replaces_a_bad_mirror_archive_with_a_good_replicas(
+        packed: Packed, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    _key, damaged = _damaged_copy(packed, tmp_path, 70_000)
+    if damage == "truncated":
+        damaged.write_bytes(packed.archive.read_bytes()[: packed.archive.stat().st_size // 2])
+    packed.mirror("m1").put_file(damaged, ARCHIVE_REL)
+    assert cli_main(["repair", str(packed.store), "--deep"]) == 0
+    out = capsys.readouterr().out
+    assert f"repaired m1: {ARCHIVE_REL} (corrupt) copied from store" in out, out
+    assert packed.mirror("m1").read_bytes(ARCHIVE_REL) == packed.archive.read_bytes()
+    assert fsck_json(packed.store, capsys, "--deep") == (0, [])
+
+
+def test_repair_of_a_key_packed_bad_everywhere_fails_naming_it(
+        store: Path, dsdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No replica has a good archive or a good copy: nothing is replaced, and the line says so."""
+    bad_key = md5_key(b"what the key says", ".bad")
+    packed = build_packed(store, dsdir, tmp_path, {bad_key: b"what the file hel"}, "-mx0")
+    before = packed.mirror("m1").read_bytes(ARCHIVE_REL)
+    assert cli_main(["repair", str(packed.store), "--deep"]) != 0
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if "could not repair m1" in ln)
+    assert bad_key.text in line and "no good copy" in line, err
+    assert packed.mirror("m1").read_bytes(ARCHIVE_REL) == before

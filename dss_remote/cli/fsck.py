@@ -15,7 +15,8 @@ from ria_store import store as ria
 from ria_store.errors import DssError
 from ria_store.layout import check_dataset_id
 
-from ..fsck import fsck, repair
+from ..fsck import fsck
+from ..repair import repair
 from ..store_config import read_config
 from ..store_replicas import StoreReplicas, open_replicas
 from ..sync import sync
