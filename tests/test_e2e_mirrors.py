@@ -237,7 +237,8 @@ def test_full_testremote_with_s3_and_gcs_mirrors(cloud: CloudStore) -> None:
     """The whole of `git annex testremote` (chunked and encrypted variants included) with both
     mirrors. Its chunk tests cut each test key into ~1000 chunks whatever --size is, which makes
     well over 100,000 requests to moto_server and the GCS emulator: an hour or more on two cores,
-    so CI runs the --fast variant above and this one is run by hand (README, "Long checks")."""
+    so CI runs the --fast variant above and this one is run by hand (README, "Run the tests";
+    the last run's time is in docs/design-notes.md)."""
     res = run("git", "annex", "testremote", "store-storage", cwd=cloud.ds, timeout=4 * 3600)
     out = res.stdout + res.stderr
     assert "All" in out and "tests passed" in out, out[-3000:]
