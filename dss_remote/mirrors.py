@@ -74,6 +74,11 @@ def _redacted(url: str) -> str:
     return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{slash}{path}"
 
 
+def unsafe_prefix(path: str) -> bool:
+    """A mirror's path (bucket prefix, directory) that climbs out (`..`) or has empty segments."""
+    return ".." in path.split("/") or "//" in path
+
+
 def check_mirror_url(url: str, where: str = "mirror") -> str:
     """Return the normalised mirror URL (no trailing slash) or raise ConfigError naming the fix."""
     if not isinstance(url, str) or not url:
@@ -93,7 +98,7 @@ def check_mirror_url(url: str, where: str = "mirror") -> str:
         raise ConfigError(f"{where}: mirror url {shown!r} must not carry credentials, a query or a "
                           "fragment; credentials come from AWS_PROFILE/AWS_*, Google ADC or ~/.netrc")
     path = parts.path.strip("/")
-    if ".." in path.split("/") or "//" in path:
+    if unsafe_prefix(path):
         raise ConfigError(f"{where}: mirror url {url!r} has an unsafe prefix; use s3://bucket/a/b")
     if parts.scheme in ("s3", "gs"):
         if not _BUCKET_RE.fullmatch(parts.netloc):

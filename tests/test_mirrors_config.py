@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from annex_double import AnnexDouble
 
+from dss_remote.backends.cloud_common import split_bucket_url
 from dss_remote.cli import main
 from dss_remote.mirrors import check_mirror_url, parse_mirror
 from dss_remote.store_config import parse_config, read_config
@@ -47,6 +48,14 @@ def test_mirror_url_bad_bucket_and_traversal() -> None:
         check_mirror_url("s3://B_/x")
     with pytest.raises(ConfigError, match="unsafe prefix"):
         check_mirror_url("gs://bucket/a/../b")
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/a/../b", "gs://bucket/../x", "s3://bucket/a//b"])
+def test_bucket_backend_refuses_an_unsafe_prefix(url: str) -> None:
+    # a backend made from a url directly (not through the store config) checks it the same way
+    scheme = url.partition(":")[0]
+    with pytest.raises(ConfigError, match=f"unsafe prefix; use {scheme}://bucket/a/b"):
+        split_bucket_url(url, scheme)
 
 
 def test_store_config_unknown_field_is_refused() -> None:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from ria_store.atomic import write_all
 from ria_store.errors import ConfigError, CorruptError, DssError, UnavailableError, WriteError, one_line
 
+from ..mirrors import unsafe_prefix
 from .base import Progress
 
 
@@ -16,7 +17,7 @@ def split_bucket_url(url: str, scheme: str) -> tuple[str, str]:
     if parts.scheme != scheme or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError(f"mirror url {url!r} is not a {scheme}:// url; use {scheme}://bucket/prefix")
     prefix = parts.path.strip("/")
-    if prefix and (".." in prefix.split("/") or "//" in prefix):
+    if unsafe_prefix(prefix):
         raise ConfigError(f"mirror url {url!r} has an unsafe prefix; use {scheme}://bucket/a/b")
     return parts.netloc, prefix
 
