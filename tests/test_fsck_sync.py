@@ -3,9 +3,14 @@ from the service's checksums (through git-annex and both clouds: test_e2e_mirror
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import pty
+import struct
+import subprocess
+import termios
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,7 +18,7 @@ from typing import Any
 import pytest
 from boto3.s3.transfer import TransferConfig
 from cloud_servers import MirrorFixture, s3_admin_client
-from conftest import PLAIN_DSID
+from conftest import PLAIN_DSID, require_tool, run
 
 from dss_remote.backends import s3
 from dss_remote.checksums import hex_to_b64
@@ -113,6 +118,40 @@ def test_sync_copies_missing_keys_and_the_bare_repo_files(store: Path, mirrored:
     capsys.readouterr()
     assert main(["sync", str(store)]) == 0
     assert capsys.readouterr().out == "", "a second run has nothing to do"
+
+
+def _stderr_on_a_tty(*cmd: str) -> tuple[int, str]:
+    """Run cmd with stderr on a pseudo-terminal (stdout a pipe); its exit code and what the
+    terminal showed. The terminal gets a size, as a real one has: tqdm draws nothing in 0 columns."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL) as proc:
+        os.close(slave)
+        shown = bytearray()
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            shown += chunk
+        rc = proc.wait(timeout=120)
+    os.close(master)
+    return rc, shown.decode(errors="replace")
+
+
+def test_sync_shows_a_tqdm_bar_on_a_tty_and_none_in_a_pipe(store: Path, mirrored: Path) -> None:
+    dss = require_tool("dss")
+    (mirrored / rel(KEYS[0])).unlink()
+    rc, shown = _stderr_on_a_tty(dss, "sync", str(store))
+    assert rc == 0 and (mirrored / rel(KEYS[0])).read_bytes() == BLOBS[0]
+    assert "sync:" in shown and " obj/s" in shown, shown  # tqdm's rate, in the bar's unit
+    (mirrored / rel(KEYS[1])).unlink()
+    res = run(dss, "sync", str(store))
+    assert (mirrored / rel(KEYS[1])).read_bytes() == BLOBS[1]
+    assert " obj/s" not in res.stderr and "\r" not in res.stderr, res.stderr
+    assert "sync: 1 copied" in res.stderr, "the summary line is printed in pipes too"
 
 
 def test_fsck_unknown_replica_is_an_error(store: Path, mirrored: Path,
