@@ -8,9 +8,11 @@ import hashlib
 import json
 import os
 import pty
+import select
 import struct
 import subprocess
 import termios
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -120,24 +122,31 @@ def test_sync_copies_missing_keys_and_the_bare_repo_files(store: Path, mirrored:
     assert capsys.readouterr().out == "", "a second run has nothing to do"
 
 
-def _stderr_on_a_tty(*cmd: str) -> tuple[int, str]:
-    """Run cmd with stderr on a pseudo-terminal (stdout a pipe); its exit code and what the
+def _stderr_on_a_tty(*cmd: str, timeout: float = 120) -> tuple[int, str]:
+    """Run cmd with stderr on a pseudo-terminal (stdout to /dev/null); its exit code and what the
     terminal showed. The terminal gets a size, as a real one has: tqdm draws nothing in 0 columns."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL) as proc:
+    deadline = time.monotonic() + timeout
+    shown = bytearray()
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL) as proc:
         os.close(slave)
-        shown = bytearray()
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed its end
-                break
-            if not chunk:
-                break
-            shown += chunk
-        rc = proc.wait(timeout=120)
-    os.close(master)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([master], [], [], left)[0]:
+                    proc.kill()
+                    pytest.fail(f"{' '.join(cmd)} did not finish in {timeout} s; it showed: {shown!r}")
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed its end
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        finally:
+            os.close(master)
+        rc = proc.wait(timeout=max(deadline - time.monotonic(), 1))
     return rc, shown.decode(errors="replace")
 
 
@@ -146,7 +155,7 @@ def test_sync_shows_a_tqdm_bar_on_a_tty_and_none_in_a_pipe(store: Path, mirrored
     (mirrored / rel(KEYS[0])).unlink()
     rc, shown = _stderr_on_a_tty(dss, "sync", str(store))
     assert rc == 0 and (mirrored / rel(KEYS[0])).read_bytes() == BLOBS[0]
-    assert "sync:" in shown and " obj/s" in shown, shown  # tqdm's rate, in the bar's unit
+    assert "\rsync: " in shown and " obj/s" in shown, shown  # a tqdm bar, in its unit
     (mirrored / rel(KEYS[1])).unlink()
     res = run(dss, "sync", str(store))
     assert (mirrored / rel(KEYS[1])).read_bytes() == BLOBS[1]
