@@ -11,7 +11,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["ria_store", "ria_store.*", "dss_remote", "dss_remote.*"]),
-    package_data={"dss_remote": ["post_update_hook.sh"]},  # installed into bare repos as hooks/post-update
+    # the hook script, installed into bare repos as hooks/post-update
+    package_data={"dss_remote.hook": ["post_update_hook.sh"]},
     install_requires=[
         "annexremote>=1.6.6",   # the external special remote protocol
         "git-annex>=10.20230126",  # the git-annex program itself, as a PyPI wheel

@@ -16,7 +16,7 @@ One run, same data, same store:
 * Each round also pushes the commit to a new branch: its first version has no parent, so the hook
   diffs against the dataset's newest version (of another branch).
 * The worst case, a dataset's very first version, lists the whole tree: timed as the hook program
-  alone (`python -m dss_remote.post_update` in the bare repo, start-up included) with the
+  alone (`python -m dss_remote.hook` in the bare repo, start-up included) with the
   dataset's bundle directory moved aside each time.
 * The hook also starts `dss deliver` detached; that runs after the push returns and is not timed.
 
@@ -119,7 +119,7 @@ def main() -> int:
     for run in range(args.runs):
         os.rename(bdir, bdir.with_name(f"aside-{run}"))
         t = time.perf_counter()
-        sh(sys.executable, "-m", "dss_remote.post_update", "refs/heads/main", cwd=repo,
+        sh(sys.executable, "-m", "dss_remote.hook", "refs/heads/main", cwd=repo,
            env=dict(env, GIT_DIR=str(repo)))
         times["first_version_hook_alone"].append(time.perf_counter() - t)
         shutil.rmtree(bdir)

@@ -23,9 +23,10 @@ from ria_store.keys import parse_key
 from ria_store.layout import ARCHIVE_PATH, check_dataset_id, dataset_relpath
 
 from .backends import backend_for, check_usable_url
-from .config import SETTINGS, Resolver, read_git_remote_config
-from .replicas import ReplicaSet
-from .store_replicas import load_config, load_served_config, open_replicas
+from .config import paths
+from .config.settings import SETTINGS, Resolver, read_git_remote_config
+from .replication.replica_set import ReplicaSet
+from .replication.store_replicas import load_config, load_served_config, open_replicas
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class DssRemote(SpecialRemote):
             if own and own != url and own.startswith("ria+file:") and Path(
                     check_usable_url(own).path).is_dir():
                 url, su = own, check_usable_url(own)
-        cache_dir = Path(self.annex.getgitdir()) / "dss" / "store-config"
+        cache_dir = Path(self.annex.getgitdir()) / paths.CLONE_CONFIG_CACHE
         store = Path(su.path) if su.is_local else None
         store_cfg = (load_config(store, cache_dir) if store is not None
                      else load_served_config(backend_for(url), url, cache_dir))

@@ -89,3 +89,24 @@ def parse_dataset_url(url: str) -> DatasetUrl:
     if frag.startswith("~"):
         return DatasetUrl(store, None, check_alias(frag[1:]), version)
     return DatasetUrl(store, check_dataset_id(frag), None, version)
+
+
+def unsafe_prefix(path: str) -> bool:
+    """A path inside a bucket or directory (a mirror's prefix) that climbs out (`..`) or has empty
+    segments: refused both where a mirror is configured and where a backend opens it."""
+    return ".." in path.split("/") or "//" in path
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for messages and logs: a password in it becomes `***`, and so does a user name
+    standing alone (`https://TOKEN@host/` is how many services pass a token)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return f"{scheme}{sep}{shown}@{host}{slash}{path}"

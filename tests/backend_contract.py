@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, ClassVar
 import pytest
 
 from dss_remote.backends.base import Backend, ObjectInfo
-from dss_remote.checksums import Digests
+from dss_remote.backends.checksums import Digests
 from ria_store.errors import DssError, NotFoundError, UnsafePathError
 
 MiB = 1 << 20

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from annex_double import AnnexDouble
 
-from dss_remote.sibling import Sibling, create_sibling
-from dss_remote.store_admin import init_store
+from dss_remote.admin.sibling import Sibling, create_sibling
+from dss_remote.admin.store import init_store
 from ria_store import store as ria
 
 pytest_plugins = ["cloud_servers", "file_servers"]  # S3, GCS, HTTP and SFTP servers on loopback

@@ -20,14 +20,14 @@ import pytest
 from conftest import PLAIN_DSID
 from test_archive import corrupt, pack_7z, stage
 
+from dss_remote.admin.store import add_mirror
 from dss_remote.backends.base import Backend
 from dss_remote.cli import main as cli_main
-from dss_remote.dataset_objects import DatasetObjects
-from dss_remote.mirrors import Mirror
-from dss_remote.replicas import ReplicaSet
-from dss_remote.store_admin import add_mirror
-from dss_remote.store_config import read_config
-from dss_remote.store_replicas import StoreReplicas, open_replicas
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
+from dss_remote.replication.dataset_objects import DatasetObjects
+from dss_remote.replication.replica_set import ReplicaSet
+from dss_remote.replication.store_replicas import StoreReplicas, open_replicas
 from ria_store import archive as archive_mod
 from ria_store.archive import RANGE_CHUNK, load_index
 from ria_store.atomic import TMP_PREFIX

@@ -23,8 +23,8 @@ from backend_contract import (
 from cloud_servers import MirrorFixture, free_port, gcs_admin_client, silent_listener
 
 from dss_remote.backends import gcs
+from dss_remote.backends.checksums import Digests
 from dss_remote.backends.gcs import GcsBackend
-from dss_remote.checksums import Digests
 from ria_store.errors import AccessError, CorruptError, UnavailableError
 
 # small timeouts for the outage tests: each request is bounded by TIMEOUT, retries by 3 * TIMEOUT

@@ -13,10 +13,10 @@ from cloud_servers import silent_listener
 from conftest import write_files
 from file_servers import HttpServer, refused_port
 
-from dss_remote.backends import backend_for_mirror
 from dss_remote.backends.base import Backend
 from dss_remote.backends.http import HttpBackend
-from dss_remote.mirrors import parse_mirror
+from dss_remote.config.mirrors import parse_mirror
+from dss_remote.replication.store_replicas import mirror_backend
 from ria_store.errors import AccessError, NotFoundError, UnavailableError, WriteError
 
 
@@ -163,7 +163,7 @@ def test_http_mirrors_come_out_read_only(scheme: str) -> None:
     assert (mirror.url, mirror.read_only, mirror.writable) == (
         f"{scheme}://mirror.example.invalid/store", True, False)
     assert mirror.to_json() == {"url": mirror.url, "name": f"{scheme}-mirror.example.invalid"}
-    backend = backend_for_mirror(mirror)
+    backend = mirror_backend(mirror)
     assert isinstance(backend, HttpBackend)
     assert (backend.kind, backend.writable, backend.listable) == (scheme, False, False)
 

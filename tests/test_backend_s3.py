@@ -28,8 +28,8 @@ from cloud_servers import AuthS3Server, Keys, MirrorFixture, free_port, s3_admin
 
 from dss_remote.backends import s3
 from dss_remote.backends.base import ObjectInfo
+from dss_remote.backends.checksums import hex_to_b64
 from dss_remote.backends.s3 import S3Backend
-from dss_remote.checksums import hex_to_b64
 from ria_store.errors import AccessError, CorruptError, NotFoundError, UnavailableError
 
 # small timeouts for the outage tests; botocore makes 3 attempts with backoff of at most 1 s and 2 s

@@ -12,9 +12,9 @@ from backend_contract import BackendContract, fetch, listed, write_source
 from cloud_servers import silent_listener
 from file_servers import SftpServer, SshClient, refused_port, ssh_key
 
-from dss_remote.backends import backend_for_mirror
 from dss_remote.backends.sftp import SftpBackend
-from dss_remote.mirrors import check_mirror_url, parse_mirror
+from dss_remote.config.mirrors import check_mirror_url, parse_mirror
+from dss_remote.replication.store_replicas import mirror_backend
 from ria_store.errors import AccessError, ConfigError, NotFoundError, UnavailableError
 
 Server = tuple[SftpServer, SshClient]
@@ -158,7 +158,7 @@ def test_sftp_mirror_config_and_backend(sftp_server: Server) -> None:
     server, _ = sftp_server
     mirror = parse_mirror({"url": server.url() + "/", "name": "hpc"}, "m")
     assert (mirror.url, mirror.writable) == (server.url(), True)
-    backend = backend_for_mirror(mirror)
+    backend = mirror_backend(mirror)
     assert isinstance(backend, SftpBackend)
     assert (backend.kind, backend.writable, backend.listable) == ("sftp", True, True)
     assert listed(backend, "nothing") == {}

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dss_remote import bundles
+from dss_remote.history import bundles
 from ria_store.bare_repo import TreeEntry
 from ria_store.errors import DssError
 

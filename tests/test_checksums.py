@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dss_remote.checksums import Digests, crc32_combine, crc32_composite
+from dss_remote.backends.checksums import Digests, crc32_combine, crc32_composite
 
 MiB = 1 << 20
 

@@ -19,12 +19,12 @@ import pytest
 from cloud_servers import MirrorFixture
 from conftest import SAMPLE, annex_keys, require_tool, run
 
+from dss_remote.admin.sibling import Sibling, create_sibling
+from dss_remote.admin.store import add_mirror
 from dss_remote.backends.base import Backend
-from dss_remote.mirrors import Mirror
-from dss_remote.sibling import Sibling, create_sibling
-from dss_remote.store_admin import add_mirror
-from dss_remote.store_config import read_config
-from dss_remote.store_replicas import open_replicas
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
+from dss_remote.replication.store_replicas import open_replicas
 from ria_store.atomic import TMP_PREFIX
 from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, dataset_relpath, object_relpath
 

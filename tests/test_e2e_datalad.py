@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import SAMPLE, annex_keys, run
 
-from dss_remote.sibling import Sibling
+from dss_remote.admin.sibling import Sibling
 from ria_store.layout import object_relpath
 
 

@@ -18,10 +18,10 @@ import pytest
 from cloud_servers import LoopbackServer, MirrorFixture, s3_admin_client
 from conftest import SAMPLE, require_tool, run
 
-from dss_remote.mirrors import Mirror
-from dss_remote.sibling import create_sibling
-from dss_remote.store_admin import init_store
-from dss_remote.store_config import read_config
+from dss_remote.admin.sibling import create_sibling
+from dss_remote.admin.store import init_store
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
 from ria_store.layout import dataset_relpath
 
 

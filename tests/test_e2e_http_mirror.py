@@ -13,10 +13,10 @@ import pytest
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
 from file_servers import HttpServer, serve_http
 
-from dss_remote.mirrors import Mirror
-from dss_remote.sibling import Sibling
-from dss_remote.store_admin import add_mirror
-from dss_remote.store_config import read_config
+from dss_remote.admin.sibling import Sibling
+from dss_remote.admin.store import add_mirror
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
 from ria_store.layout import dataset_relpath, object_relpath
 
 

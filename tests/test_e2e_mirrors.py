@@ -14,13 +14,12 @@ import pytest
 from cloud_servers import AuthS3Server, Keys, LoopbackServer, MirrorFixture
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
 
-from dss_remote.backends import backend_for_mirror
+from dss_remote.admin.sibling import Sibling, create_sibling
+from dss_remote.admin.store import add_mirror
 from dss_remote.backends.base import Backend
-from dss_remote.mirrors import Mirror
-from dss_remote.sibling import Sibling, create_sibling
-from dss_remote.store_admin import add_mirror
-from dss_remote.store_config import read_config
-from dss_remote.store_replicas import open_replicas
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
+from dss_remote.replication.store_replicas import mirror_backend, open_replicas
 from ria_store.layout import dataset_relpath, object_relpath
 
 
@@ -244,9 +243,9 @@ def test_full_testremote_with_s3_and_gcs_mirrors(cloud: CloudStore) -> None:
     assert "All" in out and "tests passed" in out, out[-3000:]
 
 
-def test_backend_for_mirror_is_used_for_both_kinds(cloud: CloudStore) -> None:
+def test_mirror_backend_is_used_for_both_kinds(cloud: CloudStore) -> None:
     cfg = read_config(cloud.store)
-    kinds = sorted(backend_for_mirror(m).kind for m in cfg.mirrors)
+    kinds = sorted(mirror_backend(m).kind for m in cfg.mirrors)
     assert kinds == ["gcs", "s3"]
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from conftest import SAMPLE, annex_keys, require_tool, run
 from file_servers import SftpServer, SshClient, ssh_key
 
-from dss_remote.mirrors import Mirror
-from dss_remote.sibling import create_sibling
-from dss_remote.store_admin import add_mirror
+from dss_remote.admin.sibling import create_sibling
+from dss_remote.admin.store import add_mirror
+from dss_remote.config.mirrors import Mirror
 from ria_store.layout import dataset_relpath, object_relpath
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool, run, write_files
 
-from dss_remote.sibling import Sibling
+from dss_remote.admin.sibling import Sibling
 
 IS_ROOT = os.geteuid() == 0
 

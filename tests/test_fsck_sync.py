@@ -22,13 +22,13 @@ from boto3.s3.transfer import TransferConfig
 from cloud_servers import MirrorFixture, s3_admin_client
 from conftest import PLAIN_DSID, require_tool, run
 
+from dss_remote.admin.store import add_mirror
 from dss_remote.backends import s3
-from dss_remote.checksums import hex_to_b64
+from dss_remote.backends.checksums import hex_to_b64
 from dss_remote.cli import main
-from dss_remote.mirrors import Mirror
-from dss_remote.store_admin import add_mirror
-from dss_remote.store_config import read_config
-from dss_remote.store_replicas import open_replicas
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
+from dss_remote.replication.store_replicas import open_replicas
 from ria_store.keys import parse_key
 from ria_store.layout import dataset_relpath, object_relpath
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from conftest import require_tool, run, write_files
 
-from dss_remote import bundle_store
-from dss_remote.hook_install import CHAINED, MARKER
-from dss_remote.sibling import Sibling, create_sibling
+from dss_remote.admin.sibling import Sibling, create_sibling
+from dss_remote.history import bundle_store
+from dss_remote.hook.install import CHAINED, MARKER
 from ria_store.layout import dataset_relpath
 
 
@@ -225,7 +225,7 @@ def test_push_delivers_a_signed_webhook_for_matching_subscriptions(published: Si
 def test_incremental_manifest_equals_a_full_listing(published: Sibling, store: Path, dataset: Path) -> None:
     """A child version is built from its parent's rows and `git diff-tree`; it must equal what
     listing the whole tree gives, for adds, edits, deletions, type changes and subdatasets."""
-    from dss_remote import bundles
+    from dss_remote.history import bundles
     from ria_store import bare_repo
 
     run("datalad", "-l", "error", "create", "-d", dataset, dataset / "subds")
@@ -251,7 +251,7 @@ def test_incremental_manifest_equals_a_full_listing(published: Sibling, store: P
 
 
 def test_events_follow_prints_new_events_as_they_come(store: Path) -> None:
-    from dss_remote import events
+    from dss_remote.history import events
 
     first = events.bundle_created("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "2026-11-22T031533.000001Z",
                                   "a" * 40, "refs/heads/main")
@@ -270,3 +270,26 @@ def test_events_follow_prints_new_events_as_they_come(store: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_hook_installed_by_version_0_1_still_records_and_adopt_updates_it(
+        published: Sibling, store: Path, dataset: Path) -> None:
+    """Hooks installed before the reshaping run `python -m dss_remote.post_update`: they keep
+    recording versions, and `dss adopt` rewrites them to the current entry point."""
+    hook = published.dataset_dir / "hooks" / "post-update"
+    current = hook.read_text()
+    assert "-m dss_remote.hook " in current
+    old = current.replace("-m dss_remote.hook ", "-m dss_remote.post_update ")
+    hook.chmod(0o755)
+    hook.write_text(old)
+    _commit(dataset, {"after-upgrade.txt": b"pushed through a 0.1 hook\n"}, "old hook")
+    res = run("datalad", "-l", "error", "push", "--to", "store", cwd=dataset)
+    assert "error" not in res.stderr.lower()
+    rows = _bundles(store)
+    assert len(rows) == 2
+    head = run("git", "rev-parse", "HEAD", cwd=dataset).stdout.strip()
+    assert rows[1]["commit"] == head
+    assert len(_events(store)) == 2
+    adopted = _dss("adopt", store).stdout
+    assert f"{published.dataset_id}\thook updated" in adopted
+    assert "-m dss_remote.hook " in hook.read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
 
-from dss_remote.sibling import create_sibling
+from dss_remote.admin.sibling import create_sibling
 from ria_store.keys import sanitize_key
 from ria_store.layout import object_relpath
 

@@ -15,12 +15,12 @@ from conftest import PLAIN_DSID
 from test_archive import pack_7z, stage
 from test_archive_mirrors import ARCHIVE_REL, count_calls, fetch, md5_key, write
 
-from dss_remote import dataset_objects
-from dss_remote.mirrors import Mirror
-from dss_remote.replicas import ReplicaSet
-from dss_remote.store_admin import add_mirror
-from dss_remote.store_config import read_config
-from dss_remote.store_replicas import StoreReplicas, open_replicas
+from dss_remote.admin.store import add_mirror
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
+from dss_remote.replication import dataset_objects
+from dss_remote.replication.replica_set import ReplicaSet
+from dss_remote.replication.store_replicas import StoreReplicas, open_replicas
 from ria_store.errors import WriteError
 from ria_store.layout import archive_members, dataset_relpath, object_relpath
 

@@ -10,8 +10,8 @@ from annex_double import AnnexDouble
 
 from dss_remote.backends.cloud_common import split_bucket_url
 from dss_remote.cli import main
-from dss_remote.mirrors import check_mirror_url, parse_mirror
-from dss_remote.store_config import parse_config, read_config
+from dss_remote.config.mirrors import check_mirror_url, parse_mirror
+from dss_remote.config.store_config import parse_config, read_config
 from ria_store.errors import ConfigError
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import PLAIN_DSID
 
-from dss_remote import repair_queue
-from dss_remote.mirrors import Mirror
-from dss_remote.store_admin import add_mirror, set_quorum
-from dss_remote.store_config import read_config
-from dss_remote.store_replicas import StoreReplicas, open_replicas
+from dss_remote.admin.store import add_mirror, set_quorum
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
+from dss_remote.replication import repair_queue
+from dss_remote.replication.store_replicas import StoreReplicas, open_replicas
 from ria_store.errors import CorruptError, NotFoundError, UnavailableError, WriteError
 from ria_store.keys import parse_key
 from ria_store.layout import dataset_relpath, object_relpath
@@ -88,7 +88,7 @@ def test_quorum_one_succeeds_then_sync_drains_the_queue(
     rs.store(KEY, payload)  # 2 of 3 took it
     assert not (mirrors[1] / REL).exists()
     (mirrors[1] / PLAIN_DSID[:3]).unlink()  # the mirror comes back
-    from dss_remote.sync import sync
+    from dss_remote.replication.sync import sync
     report = sync(replicas(store), [PLAIN_DSID])
     assert report.ok, report.failed
     assert (mirrors[1] / REL).read_bytes() == DATA
@@ -239,7 +239,7 @@ def test_store_reached_over_http_is_read_only(store: Path, dsdir: Path, payload:
                                               tmp_path: Path) -> None:
     from file_servers import serve_http
 
-    from dss_remote.store_replicas import load_served_config
+    from dss_remote.replication.store_replicas import load_served_config
 
     open_replicas(f"ria+file://{store}", read_config(store)).for_dataset(PLAIN_DSID).store(KEY, payload)
     with serve_http(store) as server:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import require_tool, run
 
-from dss_remote.sibling import create_sibling
+from dss_remote.admin.sibling import create_sibling
 
 
 def test_git_annex_testremote_passes_in_full(store: Path, dataset: Path) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import require_tool, run
 
-from dss_remote.mirrors import Mirror
-from dss_remote.sibling import create_sibling
-from dss_remote.store_admin import add_mirror
+from dss_remote.admin.sibling import create_sibling
+from dss_remote.admin.store import add_mirror
+from dss_remote.config.mirrors import Mirror
 
 
 @pytest.mark.slow

@@ -28,11 +28,12 @@ import pytest
 from conftest import PLAIN_DSID, require_tool, run
 from webhook_receiver import Receiver, signature_ok
 
-from dss_remote import bundles, events, outbox, outbox_entries, subscriptions
-from dss_remote.deliverer import Deliverer
-from dss_remote.delivery_policy import DeliveryPolicy
-from dss_remote.events import Event
-from dss_remote.store_config import read_config, write_config
+from dss_remote.config.delivery_policy import DeliveryPolicy
+from dss_remote.config.store_config import read_config, write_config
+from dss_remote.history import bundles, events
+from dss_remote.history.events import Event
+from dss_remote.webhooks import entry_file, outbox, subscriptions
+from dss_remote.webhooks.deliverer import Deliverer
 from ria_store.errors import ConfigError
 
 SECRET = "s3cr3t-shared-with-the-receiver"
@@ -74,8 +75,8 @@ def set_policy(store: Path, schedule: tuple[float, ...], give_up_after: float,
     write_config(store, dataclasses.replace(cfg, delivery=DeliveryPolicy(schedule, give_up_after, timeout)))
 
 
-def pending(store: Path) -> list[outbox_entries.Entry]:
-    return [outbox_entries.load_entry(p) for p in outbox_entries.pending_paths(store)]
+def pending(store: Path) -> list[entry_file.Entry]:
+    return [entry_file.load_entry(p) for p in entry_file.pending_paths(store)]
 
 
 def listing(store: Path) -> list[str]:
@@ -194,9 +195,9 @@ def test_enqueue_applies_dataset_and_path_filters(store: Path, receiver: Receive
     assert queued == {(every, first.event_id), (ours, first.event_id), (nifti, first.event_id),
                       (every, second.event_id), (ours, second.event_id)}
     assert other not in {s for s, _ in queued}
-    entry = outbox_entries.load_entry(outbox_entries.entry_path(store, every, first.event_id))
+    entry = entry_file.load_entry(entry_file.entry_path(store, every, first.event_id))
     assert entry.attempts == 0 and entry.event == first and entry.last_error is None
-    namespace = outbox_entries.DELIVERY_NAMESPACE
+    namespace = entry_file.DELIVERY_NAMESPACE
     assert entry.delivery_id == str(uuid.uuid5(namespace, f"{every}/{first.event_id}"))
 
     res = dss("deliver", store, "--once")
@@ -217,7 +218,7 @@ def test_enqueue_twice_keeps_the_queued_entry(store: Path) -> None:
     sub_id = subscribe(store, "http://127.0.0.1:9/hook")
     event = make_event(store, 1)
     assert outbox.enqueue(store, event, []) == 1
-    path = outbox_entries.entry_path(store, sub_id, event.event_id)
+    path = entry_file.entry_path(store, sub_id, event.event_id)
     first = path.read_bytes()
     assert outbox.enqueue(store, event, []) == 1
     assert path.read_bytes() == first
@@ -225,8 +226,9 @@ def test_enqueue_twice_keeps_the_queued_entry(store: Path) -> None:
 
 
 def test_enqueue_imports_nothing_heavy() -> None:
-    res = run(sys.executable, "-c", "import sys, dss_remote.outbox, dss_remote.webhooks, "
-              "dss_remote.deliverer; print(sorted({'requests', 'boto3', 'urllib3', 'google.cloud'} "
+    res = run(sys.executable, "-c", "import sys, dss_remote.hook.post_update, dss_remote.webhooks.outbox, "
+              "dss_remote.webhooks.request, dss_remote.webhooks.deliverer; "
+              "print(sorted({'requests', 'boto3', 'urllib3', 'google.cloud'} "
               "& set(sys.modules)))")
     assert res.stdout.strip() == "[]"
 
@@ -242,7 +244,7 @@ def test_delivery_is_a_signed_post_of_the_event(store: Path, receiver: Receiver)
     report = json.loads(res.stdout)
     assert report["delivered"] == 1 and report["pending"] == 0 and report["dead"] == []
     (got,) = receiver.requests
-    delivery = str(uuid.uuid5(outbox_entries.DELIVERY_NAMESPACE, f"{sub_id}/{event.event_id}"))
+    delivery = str(uuid.uuid5(entry_file.DELIVERY_NAMESPACE, f"{sub_id}/{event.event_id}"))
     assert got.json == event.to_json() | {"subscription_id": sub_id, "delivery_id": delivery}
     assert got.headers["Content-Type"] == "application/json"
     assert got.headers["X-DSS-Event"] == "bundle.created"
@@ -323,7 +325,7 @@ def test_kill_9_mid_delivery_loses_nothing(store: Path, receiver: Receiver) -> N
     sent = [make_event(store, n) for n in (1, 2, 3)]
     for event in sent:
         outbox.enqueue(store, event, [])
-    before = {p: p.read_bytes() for p in outbox_entries.pending_paths(store)}
+    before = {p: p.read_bytes() for p in entry_file.pending_paths(store)}
     receiver.hold = True
     deliverer = subprocess.Popen([require_tool("dss"), "deliver", str(store)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -336,7 +338,7 @@ def test_kill_9_mid_delivery_loses_nothing(store: Path, receiver: Receiver) -> N
     receiver.release.set()
     assert deliverer.returncode == -signal.SIGKILL
     # nothing lost, nothing half-written
-    assert {p: p.read_bytes() for p in outbox_entries.pending_paths(store)} == before
+    assert {p: p.read_bytes() for p in entry_file.pending_paths(store)} == before
 
     again = dss("deliver", store)
     assert again.returncode == 0, again.stderr
@@ -382,7 +384,7 @@ def test_a_corrupt_entry_is_quarantined_and_the_others_delivered(store: Path, re
     garbage = sub_dir / f"{make_event(store, 3).event_id}.json"
     garbage.write_text("{not json")
     missing_field = sub_dir / f"{make_event(store, 4).event_id}.json"
-    doc = json.loads(outbox_entries.entry_path(store, sub_id, good[0].event_id).read_text())
+    doc = json.loads(entry_file.entry_path(store, sub_id, good[0].event_id).read_text())
     del doc["delivery_id"]
     missing_field.write_text(json.dumps(doc))
 
@@ -455,7 +457,7 @@ def test_a_running_deliverer_dead_letters_entries_of_a_deleted_subscription(stor
 def test_a_second_deliverer_exits_at_once(store: Path) -> None:
     subscribe(store, "http://127.0.0.1:9/hook")
     outbox.enqueue(store, make_event(store, 1), [])
-    before = {p: p.read_bytes() for p in outbox_entries.pending_paths(store)}
+    before = {p: p.read_bytes() for p in entry_file.pending_paths(store)}
     lock = outbox.DeliverLock(store)
     assert lock.try_acquire()
     try:
@@ -466,7 +468,7 @@ def test_a_second_deliverer_exits_at_once(store: Path) -> None:
         assert outbox.spawn_deliverer(store) is None
     finally:
         lock.release()
-    assert {p: p.read_bytes() for p in outbox_entries.pending_paths(store)} == before
+    assert {p: p.read_bytes() for p in entry_file.pending_paths(store)} == before
 
 
 @pytest.mark.parametrize("once", [False, True])

@@ -8,11 +8,10 @@ from urllib.parse import urlsplit
 from ria_store.errors import UrlError
 from ria_store.urls import StoreUrl, parse_store_url
 
-from ..mirrors import Mirror
 from .base import Backend
 from .posix import PosixBackend
 
-__all__ = ["Backend", "PosixBackend", "backend_for", "backend_for_mirror", "check_usable_url"]
+__all__ = ["Backend", "PosixBackend", "backend_for", "backend_for_url", "check_usable_url"]
 
 
 def check_usable_url(url: str, *, read_only_ok: bool = False) -> StoreUrl:
@@ -39,37 +38,38 @@ def backend_for(url: str) -> Backend:
     return HttpBackend(f"{su.scheme}://{su.host}{port}{su.path.rstrip('/')}")
 
 
-def backend_for_mirror(mirror: Mirror) -> Backend:
-    """The backend of one mirror (never written if the mirror is read-only); cloud SDKs and
-    network libraries are imported only when a mirror needs them."""
-    backend = _backend_for_mirror(mirror)
-    if not mirror.writable:
+def backend_for_url(url: str, *, endpoint_url: str | None = None, region: str | None = None,
+                    storage_class: str | None = None, writable: bool = True) -> Backend:
+    """The backend of a mirror url (s3://, gs://, file://, http(s)://, sftp://, or any fsspec
+    protocol); `writable` False makes it refuse writes. Cloud SDKs and network libraries are
+    imported only when a url needs them."""
+    backend = _backend_for_url(url, endpoint_url, region, storage_class)
+    if not writable:
         backend.writable = False
     return backend
 
 
-def _backend_for_mirror(mirror: Mirror) -> Backend:
-    scheme = mirror.scheme
+def _backend_for_url(url: str, endpoint_url: str | None, region: str | None,
+                     storage_class: str | None) -> Backend:
+    scheme = url.split(":", 1)[0]
     if scheme == "s3":
         from .s3 import S3Backend  # noqa: PLC0415 - boto3 costs ~0.3 s to import
 
-        return S3Backend(mirror.url, endpoint_url=mirror.endpoint_url, region=mirror.region,
-                         storage_class=mirror.storage_class)
+        return S3Backend(url, endpoint_url=endpoint_url, region=region, storage_class=storage_class)
     if scheme == "gs":
         from .gcs import GcsBackend  # noqa: PLC0415 - google-cloud-storage costs ~0.5 s
 
-        return GcsBackend(mirror.url, endpoint_url=mirror.endpoint_url,
-                          storage_class=mirror.storage_class)
+        return GcsBackend(url, endpoint_url=endpoint_url, storage_class=storage_class)
     if scheme == "file":
-        return PosixBackend(Path(urlsplit(mirror.url).path), mirror.url)
+        return PosixBackend(Path(urlsplit(url).path), url)
     if scheme in ("http", "https"):
         from .http import HttpBackend  # noqa: PLC0415 - aiohttp costs ~0.2 s to import
 
-        return HttpBackend(mirror.url)
+        return HttpBackend(url)
     if scheme == "sftp":
         from .sftp import SftpBackend  # noqa: PLC0415 - asyncssh costs ~0.3 s to import
 
-        return SftpBackend(mirror.url)
+        return SftpBackend(url)
     from .fsspec_backend import FsspecBackend  # noqa: PLC0415
 
-    return FsspecBackend(mirror.url)
+    return FsspecBackend(url)

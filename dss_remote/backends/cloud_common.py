@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 
 from ria_store.atomic import write_all
 from ria_store.errors import ConfigError, CorruptError, DssError, UnavailableError, WriteError, one_line
+from ria_store.urls import unsafe_prefix
 
-from ..mirrors import unsafe_prefix
 from .base import Progress
 
 

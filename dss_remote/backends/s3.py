@@ -30,8 +30,8 @@ from ria_store.errors import (
     one_line,
 )
 
-from ..checksums import Digests, b64_to_hex, hex_to_b64, is_hex
 from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
+from .checksums import Digests, b64_to_hex, hex_to_b64, is_hex
 from .cloud_common import (
     FdWriter,
     checksum_refused,

@@ -10,7 +10,7 @@ from ria_store import store as ria
 from ria_store.errors import DssError
 from ria_store.layout import check_dataset_id
 
-from .. import bundle_store
+from ..history import bundle_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

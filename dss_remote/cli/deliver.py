@@ -11,9 +11,9 @@ from pathlib import Path
 from ria_store import store as ria
 from ria_store.errors import ConfigError
 
-from .. import delivery_policy
-from ..deliverer import DeliveryReport, deliver
-from ..store_config import read_config
+from ..config import delivery_policy
+from ..config.store_config import read_config
+from ..webhooks.deliverer import DeliveryReport, deliver
 
 
 def _schedule(text: str) -> tuple[float, ...]:

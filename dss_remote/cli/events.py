@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ria_store import store as ria
 
-from .. import events, outbox
+from ..history import events
+from ..webhooks import outbox
 
 #: how often --follow looks for new events (the journal may be on NFS: no inotify)
 FOLLOW_INTERVAL = 1.0
@@ -41,9 +42,7 @@ def _failed(root: Path, as_json: bool) -> int:
     found = list(outbox.iter_failed(root))
     for f in found:
         if as_json:
-            print(json.dumps({"state": f.state, "subscription_id": f.subscription_id,
-                              "event_id": f.event_id, "attempts": f.attempts,
-                              "last_error": f.last_error, "reason": f.reason, "path": str(f.path)}))
+            print(json.dumps(f.to_json()))
         else:
             print(f"{f.state}\t{f.event_id}\t{f.subscription_id}\t{f.attempts} attempts\t{f.reason}"
                   + (f" (last error: {f.last_error})" if f.last_error else ""))

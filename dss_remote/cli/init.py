@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..store_admin import init_store, mirror_from_args, set_quorum
-from ..store_config import CONFIG_RELPATH
+from ..admin.store import init_store, mirror_from_args, set_quorum
+from ..config import paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if status == "created":
         print(f"created store {root} (use it as ria+file://{root})")
     elif status == "adopted":
-        print(f"adopted existing RIA store {root}: added {CONFIG_RELPATH}")
+        print(f"adopted existing RIA store {root}: added {paths.CONFIG}")
     else:
         print(f"store {root} already exists; nothing to do" if not mirrors else f"store {root} exists")
     for m in mirrors:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ria_store import store as ria
 
-from ..store_admin import add_mirror, mirror_from_args, remove_mirror, set_quorum
-from ..store_config import read_config
+from ..admin.store import add_mirror, mirror_from_args, remove_mirror, set_quorum
+from ..config.store_config import read_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..hook_install import adopt
-from ..sibling import create_sibling
+from ..admin.sibling import create_sibling
+from ..hook.install import adopt
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from ria_store import store as ria
+from ria_store.urls import redact_url
 
-from .. import outbox, outbox_entries, subscriptions
-from ..subscriptions import Subscription
+from ..config import paths
+from ..webhooks import outbox, subscriptions
+from ..webhooks.subscriptions import Subscription
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _describe(sub: Subscription) -> str:
     filters = [f"dataset={sub.dataset}"] if sub.dataset else []
     filters += [f"path={sub.path}"] if sub.path else []
-    return f"{sub.id}\t{subscriptions.redacted_url(sub.url)}" + "".join(f"\t{f}" for f in filters)
+    return f"{sub.id}\t{redact_url(sub.url)}" + "".join(f"\t{f}" for f in filters)
 
 
 def _subscribe(args: argparse.Namespace) -> int:
@@ -64,37 +65,29 @@ def _subscribe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pending(root: Path, sub_id: str) -> int:
-    try:
-        return sum(n.endswith(".json") and not n.startswith(".")
-                   for n in os.listdir(root / outbox_entries.OUTBOX_RELPATH / sub_id))
-    except OSError:
-        return 0
-
-
 def _list(args: argparse.Namespace) -> int:
     root = ria.open_store(args.store.absolute()).path
     subs = subscriptions.load_all(root)
     if args.json:
-        print(json.dumps([s.public_json() | {"pending": _pending(root, s.id)} for s in subs], indent=2,
-                         sort_keys=True))
+        rows = [s.public_json() | {"pending": outbox.pending_count(root, s.id)} for s in subs]
+        print(json.dumps(rows, indent=2, sort_keys=True))
         return 0
     for s in subs:
-        print(f"{_describe(s)}\tcreated={s.created}\tpending={_pending(root, s.id)}")
+        print(f"{_describe(s)}\tcreated={s.created}\tpending={outbox.pending_count(root, s.id)}")
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
     root = ria.open_store(args.store.absolute()).path
-    pending = _pending(root, args.id) if subscriptions.is_subscription_id(args.id) else 0
+    pending = outbox.pending_count(root, args.id) if subscriptions.is_subscription_id(args.id) else 0
     subscriptions.delete(root, args.id)
     print(f"deleted subscription {args.id}")
     if pending:
         moved = outbox.dead_letter_orphans(root)
         if moved is None:
             print(f"the running `dss deliver` moves its {pending} pending deliveries to "
-                  f"{outbox.DEAD_RELPATH}/ (see `dss events {args.store} --failed`)")
+                  f"{paths.OUTBOX_DEAD}/ (see `dss events {args.store} --failed`)")
         else:
-            print(f"moved {moved} pending deliveries to {outbox.DEAD_RELPATH}/ "
+            print(f"moved {moved} pending deliveries to {paths.OUTBOX_DEAD}/ "
                   f"(see `dss events {args.store} --failed`)")
     return 0

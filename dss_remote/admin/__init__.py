@@ -1,0 +1,1 @@
+"""Store and dataset administration: init, mirrors, quorum, create-sibling."""

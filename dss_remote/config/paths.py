@@ -1,0 +1,36 @@
+"""Every path dss keeps in a store (under `dss/`, which DataLad never reads) and in a clone.
+
+Relative to the store's root (and so to a mirror's root) unless named otherwise. Which of them a
+mirror carries: the config, bundles and events (`dss sync` copies them); the repair queue is
+written to the replicas directly; subscriptions (secrets), the outbox, locks and logs never leave
+the store.
+"""
+
+from __future__ import annotations
+
+#: the store's settings: mirrors, write quorum, delivery policy (config/store_config.py)
+CONFIG = "dss/config.json"
+#: immutable bundle manifests, `<dataset id>/<version>.json`, and each dataset's `log.jsonl`
+BUNDLES = "dss/bundles"
+#: the event journal: `<UTC day>/<event id>.json`, one immutable file per event
+EVENTS = "dss/events"
+#: webhook subscriptions, `<uuid>.json`, mode 0600 (they hold the signing secret)
+SUBSCRIPTIONS = "dss/subscriptions"
+#: deliveries still to make, `<subscription id>/<event id>.json`; `.lock` is the deliverer's lock
+OUTBOX = "dss/outbox"
+#: deliveries given up on, same layout as the outbox plus `reason` and `dead_at`
+OUTBOX_DEAD = "dss/outbox-dead"
+#: outbox files that could not be read, each with a `.reason` file beside it
+OUTBOX_QUARANTINE = "dss/outbox-quarantine"
+#: keys a replica missed: `<replica>/<dataset id>/<escaped key>`, on the replicas that took the write
+REPAIR_QUEUE = "dss/repair-queue"
+#: the log of the detached `dss deliver` runs
+DELIVER_LOG = "dss/logs/deliver.log"
+#: the log of the detached `dss sync --git-only` runs the hook starts after a push
+GIT_SYNC_LOG = "dss/logs/git-sync.log"
+#: held while `dss sync --git-only` uploads, so one push's upload never interleaves with the next
+GIT_SYNC_LOCK = "dss/locks/git-sync.lock"
+
+#: in a clone, under its git dir: copies of the configs of the stores it reached, so a node that
+#: cannot see the store still finds the mirrors
+CLONE_CONFIG_CACHE = "dss/store-config"

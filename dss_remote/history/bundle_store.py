@@ -1,0 +1,226 @@
+"""Bundle versions in the store: immutable manifests under `dss/bundles/<dataset-id>/<version>.json`.
+
+A per-dataset lock serialises recording, so versions of one dataset are strictly increasing and each
+names its parent. `log.jsonl` beside the manifests lists every version (version, ref, commit, files)
+in the order recorded, so listing and finding a branch's last version never parse a manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ria_store import bare_repo
+from ria_store.atomic import makedirs_durable, write_all, write_bytes_atomic
+from ria_store.errors import DssError, NotFoundError, from_os_error
+from ria_store.layout import check_dataset_id
+
+from ..config import paths
+from . import bundles
+
+logger = logging.getLogger(__name__)
+
+_LOG = "log.jsonl"
+_LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A bundle version just written, and what changed since its parent."""
+
+    manifest: dict[str, Any]
+    path: Path
+    changed: list[str]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+def bundles_dir(store_root: Path, dsid: str) -> Path:
+    return store_root / paths.BUNDLES / check_dataset_id(dsid)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    makedirs_durable(directory)
+    fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o664)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of a dataset's `log.jsonl`."""
+
+    version: str
+    ref: str
+    commit: str
+    file_count: int
+    rebuilt: bool = False
+
+
+def read_log(store_root: Path, dsid: str) -> list[LogEntry]:
+    """Every recorded version of the dataset, in the order recorded; a torn last line is skipped."""
+    path = bundles_dir(store_root, dsid) / _LOG
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise from_os_error(e, str(path)) from e
+    out = []
+    for line in lines:
+        try:
+            out.append(LogEntry(**json.loads(line)))
+        except (ValueError, TypeError):
+            logger.warning("%s: skipping a damaged line (run `dss sync` to rebuild it)", path)
+    return out
+
+
+def heads(log: list[LogEntry]) -> dict[str, LogEntry]:
+    """Branch -> its newest recorded version."""
+    out: dict[str, LogEntry] = {}
+    for e in log:
+        if e.ref not in out or e.version > out[e.ref].version:
+            out[e.ref] = e
+    return out
+
+
+def _append_log(directory: Path, entry: LogEntry) -> None:
+    line = json.dumps(asdict(entry), sort_keys=True).encode() + b"\n"
+    fd = os.open(directory / _LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+    try:
+        write_all(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def versions(store_root: Path, dsid: str) -> list[str]:
+    """The dataset's bundle versions, oldest first."""
+    try:
+        names = os.listdir(bundles_dir(store_root, dsid))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise from_os_error(e, str(bundles_dir(store_root, dsid))) from e
+    out = []
+    for n in names:
+        stem = n[:-5] if n.endswith(".json") else ""
+        with contextlib.suppress(DssError):
+            bundles.parse_version(stem)
+            out.append(stem)
+    return sorted(out)
+
+
+def datasets(store_root: Path) -> list[str]:
+    """Datasets that have bundle versions."""
+    try:
+        return sorted(n for n in os.listdir(store_root / paths.BUNDLES) if not n.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def load(store_root: Path, dsid: str, version: str | None = None) -> dict[str, Any]:
+    """A manifest (the latest one without `version`); NotFoundError names what exists."""
+    if version is None:
+        all_versions = versions(store_root, dsid)
+        if not all_versions:
+            raise NotFoundError(f"dataset {dsid} has no bundle versions in {store_root}; push to it "
+                                "(with the dss hook installed: `dss adopt`) or run `dss sync`")
+        version = all_versions[-1]
+    bundles.parse_version(version)
+    path = bundles_dir(store_root, dsid) / f"{version}.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_bytes())
+    except FileNotFoundError as e:
+        raise NotFoundError(f"no bundle version {dsid}@{version} (see `dss bundles list "
+                            f"{store_root} --dataset {dsid}`)") from e
+    except ValueError as e:
+        raise DssError(f"manifest {path} is not valid JSON ({e}); restore it from a mirror "
+                       "(`dss sync`)") from e
+    return manifest
+
+
+def _rows(store_root: Path, dsid: str, repo: Path, commit: str, base_version: str | None
+          ) -> tuple[list[dict[str, Any]], list[str]]:
+    """A version's rows and the paths changed since `base_version`: from that version's manifest
+    and `git diff-tree` when it is readable (cost follows the change), else from the whole tree."""
+    parent = None
+    if base_version is not None:
+        try:
+            parent = load(store_root, dsid, base_version)
+        except DssError as e:
+            logger.warning("dataset %s: version %s unreadable (%s); listing the whole tree",
+                           dsid, base_version, e)
+    if parent is not None:
+        try:
+            changes = bare_repo.diff_trees(repo, str(parent["commit"]), commit)
+        except DssError as e:  # the parent commit is gone (forced push, then gc)
+            logger.warning("dataset %s: cannot diff against the parent version (%s); listing the "
+                           "whole tree", dsid, e)
+        else:
+            wanted = [c.new.sha for c in changes if c.new is not None and bundles.needs_content(c.new)]
+            rows = bundles.apply_changes(parent["files"], changes, bare_repo.read_blobs(repo, wanted))
+            return rows, sorted({c.path for c in changes})
+    entries = bare_repo.tree_entries(repo, commit)
+    contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
+    rows = bundles.rows_of(entries, contents)
+    return rows, bundles.changed_paths(None, rows)
+
+
+def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | None = None,
+           now: datetime | None = None, rebuilt: bool = False) -> Recorded | None:
+    """Record `ref` (at `commit`, default its current head) as a new bundle version.
+
+    None when that commit is already recorded for the branch (nothing moved). `rebuilt` versions,
+    made later from the reflog by `dss sync`, carry the push time `now` and never become the head.
+    """
+    commit = commit or bare_repo.rev_parse(repo, ref)
+    if commit is None:
+        logger.info("dataset %s: %s no longer exists; no bundle version", dsid, ref)
+        return None
+    directory = bundles_dir(store_root, dsid)
+    with _locked(directory):
+        log = read_log(store_root, dsid)
+        head = heads(log).get(ref)
+        if (head is not None and head.commit == commit) or (
+                rebuilt and any(e.ref == ref and e.commit == commit for e in log)):
+            return None
+        all_versions = versions(store_root, dsid)
+        when = now or datetime.now(timezone.utc)
+        latest = all_versions[-1] if all_versions and not rebuilt else None
+        version = bundles.next_version(when, latest)
+        while version in all_versions:  # a rebuilt version may land on an existing time
+            version = bundles.next_version(bundles.parse_version(version), version)
+        earlier = [e for e in log if e.ref == ref and e.version < version]
+        parent_version = max(earlier, key=lambda e: e.version).version if earlier else None
+        # A branch's first version diffs against the dataset's newest one (a new branch mostly
+        # shares its tree with another); its changed paths are then all of its files.
+        base = parent_version or (all_versions[-1] if all_versions else None)
+        files, changed = _rows(store_root, dsid, repo, commit, base)
+        if parent_version is None:
+            changed = bundles.changed_paths(None, files)
+        manifest = bundles.build_manifest(
+            bundles.BundleRef(dsid, version, ref, commit, parent_version,
+                              datetime.now(timezone.utc).isoformat(timespec="microseconds")), files)
+        if rebuilt:
+            manifest["rebuilt"] = True
+        path = directory / f"{version}.json"
+        write_bytes_atomic(path, bundles.dumps_manifest(manifest), mode=0o444)
+        _append_log(directory, LogEntry(version, ref, commit, manifest["file_count"], rebuilt))
+    logger.info("dataset %s: bundle version %s (%s at %s, %d files)", dsid, version, ref, commit[:12],
+                manifest["file_count"])
+    return Recorded(manifest, path, changed)

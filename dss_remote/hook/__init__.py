@@ -1,0 +1,1 @@
+"""What the post-update hook does after a push, its catch-up by `dss sync`, and its installation."""

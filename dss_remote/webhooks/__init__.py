@@ -1,0 +1,1 @@
+"""Subscriptions, the durable outbox, the deliverer and the signed request."""
