@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ria_store.errors import UnsafePathError, UrlError
-from ria_store.urls import StoreUrl, parse_dataset_url, parse_store_url
+from ria_store.urls import StoreUrl, parse_dataset_url, parse_store_url, redact_url
 
 DSID = "4dc8313d-2567-4475-a4a0-17cdebad9c1d"
 
@@ -144,3 +144,15 @@ def test_dataset_url_without_fragment() -> None:
 def test_dataset_url_store_part_is_checked() -> None:
     with pytest.raises(UrlError, match=r"unsupported scheme 'ria\+ftp'"):
         parse_dataset_url(f"ria+ftp://host/store#{DSID}")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://hook:s3cret@ci.example.org/dss", "https://hook:***@ci.example.org/dss"),
+    ("https://TOKEN@ci.example.org/dss", "https://***@ci.example.org/dss"),
+    ("s3://AKIAEXAMPLE:secret@bucket/prefix", "s3://AKIAEXAMPLE:***@bucket/prefix"),
+    ("https://ci.example.org/a@b", "https://ci.example.org/a@b"),
+    ("gs://bucket/prefix", "gs://bucket/prefix"),
+])
+def test_redact_url_hides_passwords_and_lone_user_names(url: str, shown: str) -> None:
+    """One redaction for mirror urls and webhook urls (they had one each)."""
+    assert redact_url(url) == shown
