@@ -198,7 +198,7 @@ def bench_large(work: Path, env: dict[str, str], s3: LoopbackServer, mib: int,
 
 
 def bench_small(work: Path, env: dict[str, str], s3: LoopbackServer, gcs: LoopbackServer, *, n: int,
-                runs: int) -> tuple[dict[str, list[float]], Path, Path]:
+                runs: int) -> tuple[dict[str, list[float]], Path, Path, int]:
     repo = work / "small"
     make_repo(repo, {f"f{i:04d}.dat": 4096 for i in range(n)}, env)
     s3_admin_client(s3.endpoint).create_bucket(Bucket="bench-small")
@@ -211,31 +211,39 @@ def bench_small(work: Path, env: dict[str, str], s3: LoopbackServer, gcs: Loopba
         stores[label] = work / f"store-small-{i}"
         add_store_remote(repo, f"dss{i}", stores[label], [mirror_of[m](f"c{i}") for m in names], env)
     times: dict[str, list[float]] = {label: [] for label in configs}
+    preloaded: list[int] = []  # objects in the GCS emulator before each timed GCS copy
     for r in range(runs):
         order = list(enumerate(configs))
         order = order[r % len(order):] + order[:r % len(order)]
         for i, label in order:
             log(f"small run {r + 1}/{runs}: {label}")
-            run(["git", "annex", "drop", "--from", f"dss{i}", "--force", "-q", "."], repo, env)
             if "gcs" in configs[label]:
-                fresh_gcs(gcs, [s for lb, s in stores.items() if "gcs" in configs[lb]], env)
+                preloaded.append(fresh_gcs(gcs, [s for lb, s in stores.items() if "gcs" in configs[lb]],
+                                           env))
+            run(["git", "annex", "drop", "--from", f"dss{i}", "--force", "-q", "."], repo, env)
             times[label].append(timed(lambda i=i: run(  # type: ignore[misc]
                 ["git", "annex", "copy", "--to", f"dss{i}", "-q", "."], repo, env)))
-    return times, stores["store+S3+GCS"], repo
+    return times, stores["store+S3+GCS"], repo, max(preloaded, default=0)
 
 
-def fresh_gcs(gcs: LoopbackServer, stores: list[Path], env: dict[str, str]) -> None:
-    """Restart the GCS emulator empty, on the same port. It rewrites the JSON of all its objects
-    (deleted ones included) on every write, so each write costs O(objects ever stored): without
-    a restart the later runs would time the emulator, not dss. `dss sync` then puts back what
-    `dss mirror add` had written to the mirrors (the store's layout version and config)."""
+def fresh_gcs(gcs: LoopbackServer, stores: list[Path], env: dict[str, str]) -> int:
+    """Restart the GCS emulator empty, on the same port, and return how many objects it holds
+    when the timed copy starts. The emulator rewrites the JSON of all its objects (deleted ones
+    included) on every write, so each write costs O(objects ever stored): without a restart the
+    later runs would time the emulator, not dss. `dss sync --git-only` puts back the few files
+    the remote needs on a mirror (the store's layout version and config, the datasets' git
+    sides) and no keys, so the timed copy writes into an emulator holding only those."""
     port = gcs.port
     gcs.stop()
     gcs.start(port)
     gcs_admin_client.cache_clear()
-    gcs_admin_client(gcs.endpoint).create_bucket("bench-small")
+    client = gcs_admin_client(gcs.endpoint)
+    client.create_bucket("bench-small")
     for store in stores:
-        run(["dss", "sync", store], None, env)
+        run(["dss", "sync", "--git-only", store], None, env)
+    held = sum(1 for _ in client.list_blobs("bench-small"))
+    log(f"  GCS emulator restarted: {held} objects before the timed copy")
+    return held
 
 
 def bench_fsck(store: Path, env: dict[str, str], runs: int) -> dict[str, list[float]]:
@@ -313,8 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["large"], results["large_cpu"] = bench_large(work, env, s3, args.large_mib,
                                                                      args.runs)
             if args.only in (None, "small"):
-                small, store, _ = bench_small(work, env, s3, gcs, n=args.small, runs=args.runs)
+                small, store, _, preloaded = bench_small(work, env, s3, gcs, n=args.small,
+                                                         runs=args.runs)
                 results["small"] = small
+                results["gcs_objects_before_timed_copy_max"] = preloaded
                 results["fsck"] = bench_fsck(store, env, args.runs)
         finally:
             s3.stop()
