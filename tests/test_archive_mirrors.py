@@ -35,7 +35,7 @@ from dss_remote.replication.store_replicas import StoreReplicas, open_replicas
 from ria_store import archive as archive_mod
 from ria_store.archive import RANGE_CHUNK, load_index
 from ria_store.atomic import TMP_PREFIX
-from ria_store.errors import ArchiveError, UnavailableError, WriteError
+from ria_store.errors import ArchiveError, NotFoundError, UnavailableError, WriteError
 from ria_store.keys import AnnexKey, parse_key
 from ria_store.layout import (
     ARCHIVE_PATH,
@@ -380,6 +380,35 @@ def test_mirror_lost_during_a_member_read_is_unavailable_not_corrupt(
     if proxy is not None:
         proxy.up()
     assert fetch(m1, key, tmp_path) == packed.keys[key]
+
+
+def test_archive_deleted_between_two_ranged_reads_of_a_member(
+        packed: Packed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive goes from the server while a member is being read (a re-pack, or an admin's
+    delete): the next ranged read's 404 ends the read as "not found" naming the archive, the
+    destination is cut back, and the set reads the key from the other mirror."""
+    key = next(k for k, d in packed.keys.items() if len(d) > RANGE_CHUNK)
+    m1 = packed.replica("m1")
+    assert m1.present(key)  # index cached
+    backend = packed.mirror("m1")
+    real = backend.read_range
+    calls = 0
+
+    def delete_after_the_first_read(relpath: str, start: int, length: int) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            backend.remove(ARCHIVE_REL)
+        return real(relpath, start, length)
+
+    monkeypatch.setattr(backend, "read_range", delete_after_the_first_read)
+    with pytest.raises(NotFoundError) as ei:
+        fetch(m1, key, tmp_path)
+    assert str(ei.value) == f"replica {backend.url}: {ARCHIVE_REL} not found"
+    assert (tmp_path / "annex-tmp" / key.text).read_bytes() == b""
+    assert leftovers(tmp_path) == []
+    packed.unmount_store(tmp_path)
+    assert fetch(packed.rs, key, tmp_path) == packed.keys[key]  # from m2
 
 
 def test_archive_vanishing_between_head_and_read_means_no_archive(
