@@ -44,6 +44,7 @@ setup(
             "mypy>=1.8",
             "moto[server]>=5.0",  # a real S3 server on loopback
             "gcp-storage-emulator>=2024.8",  # a real GCS JSON API server on loopback
+            "trustme>=1.1",     # a throwaway CA and server certificates for the https mirror tests
             "requests>=2.28",
             "boto3-stubs[s3]>=1.36",
             "types-tqdm",

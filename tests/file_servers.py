@@ -1,10 +1,12 @@
-"""pytest plugin: a plain HTTP server (http.server) and an SFTP server (asyncssh) on free 127.0.0.1
-ports, each serving a fresh directory of its test, in a thread of the test process."""
+"""pytest plugin: an HTTP server (http.server, plain or over TLS with a throwaway CA from trustme) and
+an SFTP server (asyncssh) on free 127.0.0.1 ports, each serving a fresh directory of its test, in a
+thread of the test process."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,6 +68,7 @@ class HttpServer:
     root: Path
     server: ThreadingHTTPServer
     handler: type[_QuietHandler]
+    scheme: str = "http"
     thread: threading.Thread = field(init=False)
 
     def __post_init__(self) -> None:
@@ -79,7 +82,7 @@ class HttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     def force(self, status: int | None) -> None:
         self.handler.status = status
@@ -91,11 +94,16 @@ class HttpServer:
 
 
 @contextlib.contextmanager
-def serve_http(root: Path) -> Iterator[HttpServer]:
+def serve_http(root: Path, tls: ssl.SSLContext | None = None) -> Iterator[HttpServer]:
+    """Serve `root` over http, or https with the server context `tls` (TLSCA.server_context)."""
     handler = type("Handler", (_QuietHandler,), {"status": None})
     server = ThreadingHTTPServer((HOST, 0), partial(handler, directory=str(root)))
     server.daemon_threads = True
-    running = HttpServer(root, server, handler)
+    if tls is not None:
+        # the handshake runs in accept(); one that fails (a client that does not trust us) raises
+        # an OSError there, which socketserver drops: the server goes on serving
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    running = HttpServer(root, server, handler, "https" if tls is not None else "http")
     try:
         yield running
     finally:
@@ -108,6 +116,55 @@ def http_server(tmp_path: Path) -> Iterator[HttpServer]:
     root = tmp_path / "www"
     root.mkdir()
     with serve_http(root) as server:
+        yield server
+
+
+#: the variables that tell a TLS client which CAs to trust (dss reads the first two, OpenSSL the others)
+CA_ENV_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE")
+
+
+@dataclass(frozen=True)
+class TLSCA:
+    """A throwaway certificate authority (trustme) and its certificate as a PEM file, which a
+    test names in REQUESTS_CA_BUNDLE or SSL_CERT_FILE to trust it."""
+
+    ca: Any  # trustme.CA
+    bundle: Path
+
+    def server_context(self, *hosts: str) -> ssl.SSLContext:
+        """A server-side context with a certificate this CA issued for `hosts` (default 127.0.0.1)."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert(*(hosts or (HOST,))).configure_cert(context)
+        return context
+
+
+def new_ca(where: Path) -> TLSCA:
+    try:
+        import trustme
+    except ImportError:
+        pytest.fail("trustme is not installed; the https tests need it (pip install -e '.[test]')")
+    ca = trustme.CA()
+    where.mkdir(parents=True, exist_ok=True)
+    bundle = where / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return TLSCA(ca, bundle)
+
+
+@pytest.fixture
+def tls_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TLSCA:
+    """A fresh CA that nothing trusts yet: every CA variable is cleared, so a test sets the trust
+    it means (the developer's own bundle never leaks in)."""
+    for name in CA_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    return new_ca(tmp_path / "ca")
+
+
+@pytest.fixture
+def https_server(tmp_path: Path, tls_ca: TLSCA) -> Iterator[HttpServer]:
+    """A web server over TLS (a certificate for 127.0.0.1 from `tls_ca`) over the empty `tmp_path/www`."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with serve_http(root, tls_ca.server_context()) as server:
         yield server
 
 

@@ -1,8 +1,9 @@
 """Keys packed in `archives/archive.7z`, read from a mirror by ranged reads when the store is gone.
 
-The mirrors here are fsspec memory:// (in-process, fast); the same code runs against S3 and GCS in
-test_e2e_archive_mirrors. Each mirror holds only the archive (no loose objects), as after
-`dss sync` of a packed store.
+Every test runs on three kinds of mirror (the `site` fixture): fsspec memory:// in this process,
+buckets on moto_server (S3) and on the GCS emulator, both real servers on 127.0.0.1, reached through
+a proxy per mirror that a test can take down. Each mirror holds only the archive (no loose objects),
+as after `dss sync` of a packed store; test_e2e_archive_mirrors drives the same through git-annex.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cloud_servers import LoopbackServer, MirrorFixture, SwitchableProxy
 from conftest import PLAIN_DSID
 from test_archive import corrupt, pack_7z, stage
 
 from dss_remote.admin.store import add_mirror
 from dss_remote.backends.base import Backend
+from dss_remote.backends.gcs import GcsBackend
+from dss_remote.backends.s3 import S3Backend
 from dss_remote.cli import main as cli_main
 from dss_remote.config.mirrors import Mirror
 from dss_remote.config.store_config import read_config
@@ -82,17 +86,60 @@ class Packed:
         os.rename(self.store, tmp_path / "unmounted")
 
 
-def build_packed(store: Path, dsdir: Path, tmp_path: Path, keys: dict[AnnexKey, bytes],
+@dataclass
+class Site:
+    """Where a test's two mirrors m1 and m2 live; `proxies` (real servers only) stand between dss
+    and the server, one per mirror, so a test can take one mirror down and bring it back."""
+
+    kind: str
+    mirrors: dict[str, Mirror]
+    proxies: dict[str, SwitchableProxy] = field(default_factory=dict)
+
+    def short_timeout_backend(self, name: str) -> Backend:
+        """A new backend on mirror `name` that gives up on a dead endpoint within seconds (the
+        configured ones wait as long as a slow real service needs)."""
+        mirror = self.mirrors[name]
+        if self.kind == "s3":
+            return S3Backend(mirror.url, endpoint_url=mirror.endpoint_url, connect_timeout=0.5,
+                             read_timeout=2)
+        if self.kind == "gcs":
+            return GcsBackend(mirror.url, endpoint_url=mirror.endpoint_url, timeout=0.5)
+        raise AssertionError(f"{self.kind} mirrors have no endpoint to time out")
+
+
+MIRROR_NAMES = ("m1", "m2")
+
+
+@pytest.fixture(params=["memory", "s3", "gcs"])
+def site(request: pytest.FixtureRequest) -> Iterator[Site]:
+    """memory://, or a fresh bucket on the session's moto_server or GCS emulator (cloud_servers)."""
+    kind: str = request.param
+    if kind == "memory":
+        bucket = uuid.uuid4().hex
+        yield Site(kind, {n: Mirror(url=f"memory://{bucket}-{n}/store", name=n) for n in MIRROR_NAMES})
+        return
+    server: LoopbackServer = request.getfixturevalue(f"{kind}_server")
+    first: MirrorFixture = request.getfixturevalue(f"{kind}_mirror")
+    assert first.proxy is not None
+    second = SwitchableProxy(server.port)
+    proxies = {"m1": first.proxy, "m2": second}
+    try:
+        yield Site(kind, {n: Mirror(url=f"{first.url}/{n}", name=n, endpoint_url=proxies[n].endpoint)
+                          for n in MIRROR_NAMES}, proxies)
+    finally:
+        second.close()
+
+
+def build_packed(store: Path, dsdir: Path, tmp_path: Path, site: Site, keys: dict[AnnexKey, bytes],
                  *opts: str) -> Packed:
-    """The store holds `keys` only in its archive; two memory mirrors hold the same archive."""
+    """The store holds `keys` only in its archive; the two mirrors hold the same archive."""
     staging = stage(tmp_path / "staging", {archive_members(k)[0]: d for k, d in keys.items()})
     archive = pack_7z(staging, dsdir / ARCHIVE_PATH, *opts)
     assert not list((dsdir / OBJECTS_DIR).rglob("*")), "no loose objects"
-    bucket = uuid.uuid4().hex
-    for name in ("m1", "m2"):
-        add_mirror(store, Mirror(url=f"memory://{bucket}-{name}/store", name=name))
+    for name in MIRROR_NAMES:
+        add_mirror(store, site.mirrors[name])
     sr = open_replicas(f"ria+file://{store}", read_config(store))
-    for name in ("m1", "m2"):
+    for name in MIRROR_NAMES:
         backend = sr.named(name)
         backend.write_bytes(f"{DS}/{VERSION_FILE}", b"2\n")
         backend.put_file(archive, ARCHIVE_REL)
@@ -102,8 +149,8 @@ def build_packed(store: Path, dsdir: Path, tmp_path: Path, keys: dict[AnnexKey, 
 
 
 @pytest.fixture
-def packed(store: Path, dsdir: Path, tmp_path: Path) -> Packed:
-    return build_packed(store, dsdir, tmp_path, sample(), "-mx0")
+def packed(store: Path, dsdir: Path, tmp_path: Path, site: Site) -> Packed:
+    return build_packed(store, dsdir, tmp_path, site, sample(), "-mx0")
 
 
 def fetch(objects: DatasetObjects | ReplicaSet, key: AnnexKey, tmp_path: Path,
@@ -194,11 +241,11 @@ def test_a_replaced_archive_is_indexed_again(packed: Packed, tmp_path: Path) -> 
 
 
 def test_compressed_archive_on_a_mirror_is_read_with_py7zr_over_ranges(
-        store: Path, dsdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        store: Path, dsdir: Path, tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     """DataLad-made archives may be compressed: the 7z program cannot read a bucket, py7zr can."""
     big = os.urandom(MiB) * 3  # compresses, and spans several of py7zr's reads
     keys = {k: d for k, d in sample().items() if len(d) < MiB} | {md5_key(big, ".z"): big}
-    packed = build_packed(store, dsdir, tmp_path, keys, "-mx5")
+    packed = build_packed(store, dsdir, tmp_path, site, keys, "-mx5")
     packed.unmount_store(tmp_path)
     used = count_calls(monkeypatch, archive_mod, "_extract_with_py7zr")
     program = count_calls(monkeypatch, archive_mod, "_extract_with_7z")
@@ -299,36 +346,91 @@ def test_corrupt_member_bytes_on_a_mirror_fail_crc_and_fall_back(packed: Packed,
 
 
 def test_mirror_lost_during_a_member_read_is_unavailable_not_corrupt(
+        packed: Packed, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mirror goes away between two ranged reads of one member. On moto and the GCS emulator
+    its proxy stops listening and resets the open connections, as a server that died; memory://
+    has no server to lose, so there the second read raises what a backend raises then. Either
+    way: "can't tell" (not a corrupt archive), nothing partial, and the mirror serves the key
+    again once it is back (the outage is not remembered as a broken archive)."""
+    key = next(k for k, d in packed.keys.items() if len(d) > RANGE_CHUNK)
+    backend = packed.mirror("m1") if site.kind == "memory" else site.short_timeout_backend("m1")
+    m1 = DatasetObjects(backend, PLAIN_DSID, name="m1", mirror_version="2")
+    assert m1.present(key)  # index cached
+    proxy = site.proxies.get("m1")
+    real = backend.read_range
+    calls = 0
+
+    def lost_after_the_first_read(relpath: str, start: int, length: int) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            if proxy is None:
+                raise UnavailableError(f"replica {backend.url}: cannot reach the endpoint")
+            proxy.down()
+        return real(relpath, start, length)
+
+    monkeypatch.setattr(backend, "read_range", lost_after_the_first_read)
+    with pytest.raises(UnavailableError, match="cannot reach") as ei:
+        fetch(m1, key, tmp_path)
+    assert not isinstance(ei.value, ArchiveError) and "\n" not in str(ei.value)
+    assert str(ei.value).startswith(f"replica {backend.url}: cannot reach"), ei.value
+    assert calls == 2
+    assert (tmp_path / "annex-tmp" / key.text).read_bytes() == b""
+    assert leftovers(tmp_path) == []
+    if proxy is not None:
+        proxy.up()
+    assert fetch(m1, key, tmp_path) == packed.keys[key]
+
+
+def test_archive_deleted_between_two_ranged_reads_of_a_member(
         packed: Packed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive goes from the server while a member is being read (a re-pack, or an admin's
+    delete): the next ranged read's 404 ends the read as "not found" naming the archive, the
+    destination is cut back, and the set reads the key from the other mirror."""
     key = next(k for k, d in packed.keys.items() if len(d) > RANGE_CHUNK)
     m1 = packed.replica("m1")
     assert m1.present(key)  # index cached
-    real = packed.mirror("m1").read_range
+    backend = packed.mirror("m1")
+    real = backend.read_range
     calls = 0
 
-    def flaky(relpath: str, start: int, length: int) -> bytes:
+    def delete_after_the_first_read(relpath: str, start: int, length: int) -> bytes:
         nonlocal calls
         calls += 1
-        if calls > 1:
-            raise UnavailableError(f"replica {packed.mirror('m1').url}: cannot reach the endpoint")
+        if calls == 2:
+            backend.remove(ARCHIVE_REL)
         return real(relpath, start, length)
 
-    monkeypatch.setattr(packed.mirror("m1"), "read_range", flaky)
-    with pytest.raises(UnavailableError, match="cannot reach"):
+    monkeypatch.setattr(backend, "read_range", delete_after_the_first_read)
+    with pytest.raises(NotFoundError) as ei:
         fetch(m1, key, tmp_path)
+    assert str(ei.value) == f"replica {backend.url}: {ARCHIVE_REL} not found"
     assert (tmp_path / "annex-tmp" / key.text).read_bytes() == b""
+    assert leftovers(tmp_path) == []
+    packed.unmount_store(tmp_path)
+    assert fetch(packed.rs, key, tmp_path) == packed.keys[key]  # from m2
 
 
 def test_archive_vanishing_between_head_and_read_means_no_archive(
-        packed: Packed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        packed: Packed, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive is deleted on the server right after the HEAD that found it (a re-pack
+    replacing it): the ranged read's 404 means "no archive here", not an error."""
     m1 = packed.replica("m1")
+    backend = packed.mirror("m1")
     key = next(iter(packed.keys))
+    real_info = backend.info
+    deleted: list[str] = []
 
-    def gone(relpath: str, start: int, length: int) -> bytes:
-        raise NotFoundError(f"replica {packed.mirror('m1').url}: {relpath} not found")
+    def info_then_delete(relpath: str) -> Any:
+        found = real_info(relpath)
+        if relpath == ARCHIVE_REL and found is not None:
+            backend.remove(relpath)
+            deleted.append(relpath)
+        return found
 
-    monkeypatch.setattr(packed.mirror("m1"), "read_range", gone)
+    monkeypatch.setattr(backend, "info", info_then_delete)
     assert m1.archived(key) is None
+    assert deleted == [ARCHIVE_REL]
     assert m1.present(key) is False
 
 
@@ -385,12 +487,12 @@ def test_fsck_reports_a_corrupt_mirror_archive_and_its_keys_as_missing(
 
 
 def test_fsck_deep_hashes_packed_keys_and_names_a_member_that_is_not_its_key(
-        store: Path, dsdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        store: Path, dsdir: Path, tmp_path: Path, site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     """A member whose bytes pass the archive's own CRC32 but are not what its key says (packed
     from a bad file): only hashing with the key's checksum shows it, on every replica."""
     good = sample()
     bad_key = md5_key(b"what the key says", ".bad")
-    packed = build_packed(store, dsdir, tmp_path, good | {bad_key: b"what the file held"[:17]}, "-mx0")
+    packed = build_packed(store, dsdir, tmp_path, site, good | {bad_key: b"what the file held"[:17]}, "-mx0")
     assert fsck_json(packed.store, capsys) == (0, [])  # without --deep the header looks fine
     rc, findings = fsck_json(packed.store, capsys, "--deep")
     assert rc == 1
@@ -439,10 +541,10 @@ def test_repair_replaces_a_bad_mirror_archive_with_a_good_replicas(
 
 
 def test_repair_of_a_key_packed_bad_everywhere_fails_naming_it(
-        store: Path, dsdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        store: Path, dsdir: Path, tmp_path: Path, site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     """No replica has a good archive or a good copy: nothing is replaced, and the line says so."""
     bad_key = md5_key(b"what the key says", ".bad")
-    packed = build_packed(store, dsdir, tmp_path, {bad_key: b"what the file hel"}, "-mx0")
+    packed = build_packed(store, dsdir, tmp_path, site, {bad_key: b"what the file hel"}, "-mx0")
     before = packed.mirror("m1").read_bytes(ARCHIVE_REL)
     assert cli_main(["repair", str(packed.store), "--deep"]) != 0
     err = capsys.readouterr().err

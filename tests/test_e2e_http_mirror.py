@@ -1,4 +1,5 @@
-"""End to end: real git-annex/DataLad reading a store's copy served by http.server as a read-only mirror."""
+"""End to end: real git-annex/DataLad reading a store's copy served by http.server as a read-only mirror,
+over plain HTTP and over TLS (a certificate from a throwaway trustme CA)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
-from file_servers import HttpServer, serve_http
+from file_servers import TLSCA, HttpServer, serve_http
 
 from dss_remote.admin.sibling import Sibling
 from dss_remote.admin.store import add_mirror
@@ -48,6 +49,26 @@ def web(store: Path, dataset: Path, published: Sibling, tmp_path: Path) -> Itera
     with serve_http(www) as server:
         add_mirror(store, Mirror(url=f"{server.url}/store", name="web", read_only=True))
         yield WebMirror(store, dataset, published, www / "store", server)
+
+
+@pytest.fixture
+def tls_web(store: Path, dataset: Path, published: Sibling, tmp_path: Path, *, tls_ca: TLSCA,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[WebMirror]:
+    """As `web`, served over https with a certificate from `tls_ca`; the store and the clone have
+    lost their copies, so every key must come from the https mirror. Nothing trusts the CA
+    afterwards: each test sets the trust it means."""
+    require_tool("git-annex-remote-dss")
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copytree(store, www / "store", symlinks=True)
+    with serve_http(www, tls_ca.server_context()) as server:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_ca.bundle))  # `mirror add` reads it once
+        add_mirror(store, Mirror(url=f"{server.url}/store", name="web", read_only=True))
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        mirror = WebMirror(store, dataset, published, www / "store", server)
+        mirror.drop_local()
+        mirror.drop_store_objects()
+        yield mirror
 
 
 def assert_content(ds: Path) -> None:
@@ -135,3 +156,31 @@ def test_mirror_add_and_list_show_an_http_mirror_as_read_only(store: Path, http_
     assert res.stdout.splitlines() == [f"web\t{http_server.url}/store\tread-only",
                                        "write_quorum: all of 1 writable replicas"]
     assert read_config(store).mirrors == (Mirror(url=f"{http_server.url}/store", name="web", read_only=True),)
+
+
+def annex_tmp_files(ds: Path) -> dict[str, int]:
+    tmp = ds / ".git" / "annex" / "tmp"
+    return {p.name: p.stat().st_size for p in tmp.rglob("*") if p.is_file()} if tmp.is_dir() else {}
+
+
+@pytest.mark.parametrize("var", ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_get_reads_an_https_mirror_whose_ca_a_variable_names(var: str, tls_web: WebMirror, tls_ca: TLSCA,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(var, str(tls_ca.bundle))  # git-annex and our remote inherit it
+    run("git", "annex", "get", ".", cwd=tls_web.ds)
+    assert_content(tls_web.ds)
+
+
+def test_get_from_an_https_mirror_with_an_untrusted_certificate_fails_naming_the_fix(
+        tls_web: WebMirror) -> None:
+    url = f"{tls_web.server.url}/store"
+    res = run("git", "annex", "get", "small.txt", cwd=tls_web.ds, check=False)
+    assert res.returncode != 0
+    err = res.stdout + res.stderr
+    line = next((ln for ln in err.splitlines() if "[web]" in ln), err)
+    assert "[store]" in line and "is not in dataset" in line, line
+    assert (f"[web] replica {url}: certificate verify failed (unable to get local issuer certificate; "
+            "trusted: the system CAs); set REQUESTS_CA_BUNDLE or SSL_CERT_FILE to a PEM file of the CA "
+            "that signed the mirror's certificate") in line, line
+    assert not (tls_web.ds / "small.txt").exists()  # a dangling symlink: no content
+    assert annex_tmp_files(tls_web.ds) == {}, "nothing partial"

@@ -5,20 +5,30 @@ files; `info` is one HEAD, `get_file` one streamed GET. Plain HTTP has no listin
 writes, so `iter_objects` and every write say so in one line. Proxies (`HTTPS_PROXY`,
 `NO_PROXY`) and credentials (`~/.netrc`) come from the environment as curl would take them;
 the store config never holds any.
+
+https: the server's certificate is verified against the CAs the environment names, read when the
+mirror is first used (`tls.trust_from_env`). REQUESTS_CA_BUNDLE wins when it is set (only the
+CAs in it are trusted, as `requests` does); else SSL_CERT_FILE (OpenSSL's own variable: it
+replaces the system's bundle; SSL_CERT_DIR adds a directory); else the system's CAs. A
+certificate that fails verification is an UnavailableError naming the mirror, the cause and
+those variables.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ria_store.errors import AccessError, DssError, NotFoundError, UnavailableError
+from ria_store.errors import AccessError, DssError, NotFoundError, UnavailableError, one_line
 
 from .base import ObjectInfo, check_relpath
 from .cloud_common import op_failed, service_failed, unreachable
 from .fsspec_backend import FsspecBackend
+from .tls import TRUST_HINT, Trust, trust_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +37,14 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 _ABSENT = (404, 410)
 _DENIED = (401, 403)
+
+
+async def _client_with_tls(context: ssl.SSLContext, **kwargs: Any) -> Any:
+    """fsspec's `get_client`: its aiohttp session, verifying servers with `context`. Made in
+    the file system's event loop, where aiohttp wants its connector made."""
+    import aiohttp  # noqa: PLC0415
+
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context), **kwargs)
 
 
 class HttpBackend(FsspecBackend):
@@ -41,6 +59,7 @@ class HttpBackend(FsspecBackend):
         parts = urlsplit(self.url)
         self._endpoint = parts.netloc
         self._timeouts = (connect_timeout, read_timeout)
+        self._trust: Trust | None = None  # https only, set when the file system is opened
 
     def _open_fs(self) -> tuple[Any, str]:
         import aiohttp  # noqa: PLC0415 - only for http mirrors
@@ -48,10 +67,16 @@ class HttpBackend(FsspecBackend):
 
         connect, read = self._timeouts
         timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=read)
+        options: dict[str, Any] = {}
+        if self.kind == "https":
+            # aiohttp's default context reads the CA paths once, at its import, and never
+            # REQUESTS_CA_BUNDLE: hand it the one the environment names now
+            self._trust = trust_from_env()
+            options["get_client"] = functools.partial(_client_with_tls, self._trust.context)
         # encoded=True: _path quotes each name itself, so a key's `&`, `,` or `%` reach the server as
         # they are in the store. skip_instance_cache: our timeouts are not part of fsspec's cache key.
         fs = HTTPFileSystem(encoded=True, block_size=0, skip_instance_cache=True,
-                            client_kwargs={"timeout": timeout, "trust_env": True})
+                            client_kwargs={"timeout": timeout, "trust_env": True}, **options)
         return fs, self.url
 
     def _path(self, relpath: str) -> str:
@@ -66,6 +91,15 @@ class HttpBackend(FsspecBackend):
 
         if isinstance(e, aiohttp.ClientResponseError):
             return self._status_error(e.status, relpath, f"HTTP {e.status} {e.message}".strip())
+        if isinstance(e, aiohttp.ClientConnectorCertificateError):
+            cert_error = e.certificate_error
+            cause = getattr(cert_error, "verify_message", None) or one_line(cert_error)
+            trusted = self._trust.describe() if self._trust is not None else "the system CAs"
+            return UnavailableError(f"replica {self.url}: certificate verify failed ({cause}; trusted: "
+                                    f"{trusted}); {TRUST_HINT}")
+        if isinstance(e, aiohttp.ClientSSLError):
+            return UnavailableError(f"replica {self.url}: TLS with {self._endpoint} failed ({one_line(e)}); "
+                                    "check that the server speaks https on that port")
         if isinstance(e, (aiohttp.ClientConnectionError, asyncio.TimeoutError, FSTimeoutError,
                           aiohttp.ClientPayloadError)):
             return unreachable(self.url, self._endpoint, e)
