@@ -8,20 +8,20 @@ in the order recorded, so listing and finding a branch's last version never pars
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ria_store import bare_repo
-from ria_store.atomic import makedirs_durable, write_all, write_bytes_atomic
+from ria_store.atomic import write_all, write_bytes_atomic
 from ria_store.errors import DssError, NotFoundError, from_os_error
 from ria_store.layout import check_dataset_id
+from ria_store.listing import list_dir
+from ria_store.locks import FileLock
 
 from ..config import paths
 from . import bundles
@@ -47,17 +47,6 @@ class Recorded:
 
 def bundles_dir(store_root: Path, dsid: str) -> Path:
     return store_root / paths.BUNDLES / check_dataset_id(dsid)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    makedirs_durable(directory)
-    fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o664)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -110,14 +99,8 @@ def _append_log(directory: Path, entry: LogEntry) -> None:
 
 def versions(store_root: Path, dsid: str) -> list[str]:
     """The dataset's bundle versions, oldest first."""
-    try:
-        names = os.listdir(bundles_dir(store_root, dsid))
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise from_os_error(e, str(bundles_dir(store_root, dsid))) from e
     out = []
-    for n in names:
+    for n in list_dir(bundles_dir(store_root, dsid)):
         stem = n[:-5] if n.endswith(".json") else ""
         with contextlib.suppress(DssError):
             bundles.parse_version(stem)
@@ -127,10 +110,7 @@ def versions(store_root: Path, dsid: str) -> list[str]:
 
 def datasets(store_root: Path) -> list[str]:
     """Datasets that have bundle versions."""
-    try:
-        return sorted(n for n in os.listdir(store_root / paths.BUNDLES) if not n.startswith("."))
-    except FileNotFoundError:
-        return []
+    return [n for n in list_dir(store_root / paths.BUNDLES) if not n.startswith(".")]
 
 
 def load(store_root: Path, dsid: str, version: str | None = None) -> dict[str, Any]:
@@ -193,7 +173,7 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
         logger.info("dataset %s: %s no longer exists; no bundle version", dsid, ref)
         return None
     directory = bundles_dir(store_root, dsid)
-    with _locked(directory):
+    with FileLock(directory / _LOCK):
         log = read_log(store_root, dsid)
         head = heads(log).get(ref)
         if (head is not None and head.commit == commit) or (

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 from ria_store.atomic import create_exclusive
 from ria_store.errors import DssError, from_os_error
+from ria_store.listing import list_dir
 
 from ..config import paths
 from . import bundles
@@ -112,16 +112,10 @@ def iter_events(store_root: Path, since: str | None = None) -> Iterator[tuple[Ev
     """Events after `since`, oldest first; a corrupt file yields (None, path) rather than stop."""
     key = since_key(since)
     root = store_root / paths.EVENTS
-    try:
-        days = sorted(d for d in os.listdir(root) if _DAY_RE.fullmatch(d))
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise from_os_error(e, str(root)) from e
-    for day in days:
-        if key and day < key[:10]:
+    for day in list_dir(root):
+        if not _DAY_RE.fullmatch(day) or (key and day < key[:10]):
             continue
-        for name in sorted(os.listdir(root / day)):
+        for name in list_dir(root / day):
             if name.startswith(".") or not name.endswith(".json") or name[:-5] <= key:
                 continue
             path = root / day / name

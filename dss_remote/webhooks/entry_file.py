@@ -7,7 +7,6 @@ attempts went; dead letters (`dss/outbox-dead/…`) use the same format plus `re
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from typing import Any
 
 from ria_store.atomic import write_bytes_atomic
 from ria_store.errors import DssError, from_os_error
+from ria_store.listing import list_dir
 
 from ..config import paths
 from ..history.events import Event, check_event_id
@@ -130,23 +130,14 @@ def entry_files(directory: Path, subscription_id: str | None = None) -> list[Pat
     """The entry files `<directory>/<subscription id>/<event id>.json` (the outbox, the dead
     letters or the quarantine), by subscription then event (oldest first); only those of
     `subscription_id` if given."""
-    try:
-        dirs = sorted(d for d in os.listdir(directory) if not d.startswith("."))
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise from_os_error(e, str(directory)) from e
     out = []
-    for d in dirs:
-        if subscription_id is not None and d != subscription_id:
+    for d in list_dir(directory):
+        if d.startswith(".") or (subscription_id is not None and d != subscription_id):
             continue
-        try:
-            names = os.listdir(directory / d)
-        except (FileNotFoundError, NotADirectoryError):
+        if not (directory / d).is_dir():  # a stray file beside the subscription directories
             continue
-        except OSError as e:
-            raise from_os_error(e, str(directory / d)) from e
-        out += [directory / d / n for n in sorted(names) if n.endswith(".json") and not n.startswith(".")]
+        out += [directory / d / n for n in list_dir(directory / d)
+                if n.endswith(".json") and not n.startswith(".")]
     return out
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 from ria_store.atomic import write_bytes_atomic
 from ria_store.errors import DssError, NotFoundError, from_os_error
 from ria_store.layout import check_dataset_id
+from ria_store.listing import list_dir
 from ria_store.urls import redact_url
 
 from ..config import paths
@@ -198,13 +198,8 @@ def load(store_root: Path, sub_id: str) -> Subscription:
 
 def ids(store_root: Path) -> set[str]:
     """The ids of every subscription file (read or not)."""
-    try:
-        names = os.listdir(subscriptions_dir(store_root))
-    except FileNotFoundError:
-        return set()
-    except OSError as e:
-        raise from_os_error(e, str(subscriptions_dir(store_root))) from e
-    return {n[:-5] for n in names if n.endswith(".json") and is_subscription_id(n[:-5])}
+    return {n[:-5] for n in list_dir(subscriptions_dir(store_root))
+            if n.endswith(".json") and is_subscription_id(n[:-5])}
 
 
 def load_all(store_root: Path) -> list[Subscription]:
