@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run
+from bare_repos import pushed_repo
 
 from dss_remote.config import paths
 from dss_remote.history import bundle_store
@@ -167,13 +167,7 @@ def test_a_process_that_dies_holding_a_lock_releases_it(tmp_path: Path, holder: 
 
 
 def test_recording_a_bundle_version_waits_for_the_dataset_lock(tmp_path: Path) -> None:
-    store, work, repo = tmp_path / "store", tmp_path / "work", tmp_path / "repo.git"
-    run("git", "init", "-q", "--bare", repo)
-    run("git", "init", "-q", work)
-    (work / "a.txt").write_text("a\n")
-    run("git", "add", "a.txt", cwd=work)
-    run("git", "commit", "-qm", "a", cwd=work)
-    run("git", "push", "-q", repo, "HEAD:refs/heads/main", cwd=work)
+    store, repo = tmp_path / "store", pushed_repo(tmp_path)
     lock = bundle_store.bundles_dir(store, DSID) / ".lock"
     assert_waits_for(lock, lambda: bundle_store.record(store, DSID, repo, "refs/heads/main"))
     assert [e.ref for e in bundle_store.read_log(store, DSID)] == ["refs/heads/main"]

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from ria_store.listing import list_dir
 from ria_store.locks import FileLock
 
 from ..config import paths
-from . import bundles
+from . import bundles, times
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +36,9 @@ _LOCK = ".lock"
 class Recorded:
     """A bundle version just written, and what changed since its parent."""
 
-    manifest: dict[str, Any]
+    manifest: bundles.Manifest
     path: Path
     changed: list[str]
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
 
 
 def bundles_dir(store_root: Path, dsid: str) -> Path:
@@ -113,7 +109,7 @@ def datasets(store_root: Path) -> list[str]:
     return [n for n in list_dir(store_root / paths.BUNDLES) if not n.startswith(".")]
 
 
-def load(store_root: Path, dsid: str, version: str | None = None) -> dict[str, Any]:
+def load(store_root: Path, dsid: str, version: str | None = None) -> bundles.Manifest:
     """A manifest (the latest one without `version`); NotFoundError names what exists."""
     if version is None:
         all_versions = versions(store_root, dsid)
@@ -124,12 +120,23 @@ def load(store_root: Path, dsid: str, version: str | None = None) -> dict[str, A
     bundles.parse_version(version)
     path = bundles_dir(store_root, dsid) / f"{version}.json"
     try:
-        manifest: dict[str, Any] = json.loads(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError as e:
         raise NotFoundError(f"no bundle version {dsid}@{version} (see `dss bundles list "
                             f"{store_root} --dataset {dsid}`)") from e
+    except OSError as e:
+        raise from_os_error(e, str(path)) from e
+    try:
+        obj = json.loads(data)
     except ValueError as e:
         raise DssError(f"manifest {path} is not valid JSON ({e}); restore it from a mirror "
+                       "(`dss sync`)") from e
+    try:
+        manifest = bundles.Manifest.from_json(obj)
+        if (manifest.head.dataset_id, manifest.head.version) != (dsid, version):
+            raise ValueError(f"it is {manifest.head.bundle_fqid}")
+    except ValueError as e:
+        raise DssError(f"manifest {path} is not a dss manifest ({e}); restore it from a mirror "
                        "(`dss sync`)") from e
     return manifest
 
@@ -147,13 +154,13 @@ def _rows(store_root: Path, dsid: str, repo: Path, commit: str, base_version: st
                            dsid, base_version, e)
     if parent is not None:
         try:
-            changes = bare_repo.diff_trees(repo, str(parent["commit"]), commit)
+            changes = bare_repo.diff_trees(repo, parent.head.commit, commit)
         except DssError as e:  # the parent commit is gone (forced push, then gc)
             logger.warning("dataset %s: cannot diff against the parent version (%s); listing the "
                            "whole tree", dsid, e)
         else:
             wanted = [c.new.sha for c in changes if c.new is not None and bundles.needs_content(c.new)]
-            rows = bundles.apply_changes(parent["files"], changes, bare_repo.read_blobs(repo, wanted))
+            rows = bundles.apply_changes(parent.files, changes, bare_repo.read_blobs(repo, wanted))
             return rows, sorted({c.path for c in changes})
     entries = bare_repo.tree_entries(repo, commit)
     contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
@@ -180,7 +187,7 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
                 rebuilt and any(e.ref == ref and e.commit == commit for e in log)):
             return None
         all_versions = versions(store_root, dsid)
-        when = now or datetime.now(timezone.utc)
+        when = now or times.now()
         latest = all_versions[-1] if all_versions and not rebuilt else None
         version = bundles.next_version(when, latest)
         while version in all_versions:  # a rebuilt version may land on an existing time
@@ -194,13 +201,11 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
         if parent_version is None:
             changed = bundles.changed_paths(None, files)
         manifest = bundles.build_manifest(
-            bundles.BundleRef(dsid, version, ref, commit, parent_version,
-                              datetime.now(timezone.utc).isoformat(timespec="microseconds")), files)
-        if rebuilt:
-            manifest["rebuilt"] = True
+            bundles.BundleRef(dsid, version, ref, commit, parent_version, times.now()), files,
+            rebuilt=rebuilt)
         path = directory / f"{version}.json"
         write_bytes_atomic(path, bundles.dumps_manifest(manifest), mode=0o444)
-        _append_log(directory, LogEntry(version, ref, commit, manifest["file_count"], rebuilt))
+        _append_log(directory, LogEntry(version, ref, commit, manifest.head.file_count, rebuilt))
     logger.info("dataset %s: bundle version %s (%s at %s, %d files)", dsid, version, ref, commit[:12],
-                manifest["file_count"])
+                manifest.head.file_count)
     return Recorded(manifest, path, changed)

@@ -45,7 +45,7 @@ def rebuild_versions(root: Path, dsid: str, repo: Path, out: CatchUp) -> None:
                 out.problems.append(f"{dsid} {ref} {commit[:12]}: {one_line(e)}")
                 continue
             if rec is not None:
-                out.rebuilt.append(rec.manifest["bundle_fqid"])
+                out.rebuilt.append(rec.manifest.head.bundle_fqid)
 
 
 def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
@@ -58,10 +58,9 @@ def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
             continue
         try:
             manifest = bundle_store.load(root, dsid, entry.version)
-            parent = manifest.get("parent_version")
-            before = (bundle_store.load(root, dsid, parent)["files"]
-                      if parent in by_version else None)
-            outbox.enqueue(root, event, bundles.changed_paths(before, manifest["files"]))
+            parent = manifest.head.parent_version
+            before = bundle_store.load(root, dsid, parent).files if parent in by_version else None
+            outbox.enqueue(root, event, bundles.changed_paths(before, manifest.files))
             events.append(root, event)
             out.notified.append(event.event_id)
         except (DssError, OSError) as e:

@@ -59,8 +59,8 @@ def notify(root: Path, recorded: bundle_store.Recorded, result: HookResult) -> N
 
     In this order, a missing event file means "maybe not enqueued": `dss sync` then does both
     again (a delivery may repeat; receivers deduplicate on X-DSS-Delivery, which is stable)."""
-    m = recorded.manifest
-    event = events.bundle_created(m["dataset_id"], m["version"], m["commit"], m["ref"])
+    head = recorded.manifest.head
+    event = events.bundle_created(head.dataset_id, head.version, head.commit, head.ref)
     result.queued += outbox.enqueue(root, event, recorded.changed)
     events.append(root, event)
     result.events.append(event)
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dss: warning: post-update hook: {one_line(e)}; run `dss sync` on the store", file=sys.stderr)
         return 0
     for v in result.recorded:
-        print(f"dss: bundle version {v.manifest['bundle_fqid']} ({v.manifest['ref']})", file=sys.stderr)
+        print(f"dss: bundle version {v.manifest.head.bundle_fqid} ({v.manifest.head.ref})", file=sys.stderr)
     for p in result.problems:
         print(f"dss: warning: post-update hook: {p}; run `dss sync` on the store to catch up",
               file=sys.stderr)

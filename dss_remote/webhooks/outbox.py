@@ -28,6 +28,7 @@ from ria_store.errors import DssError, WriteError, from_os_error
 from ria_store.locks import FileLock
 
 from ..config import paths
+from ..history import times
 from ..history.events import Event
 from . import subscriptions
 from .entry_file import (
@@ -37,7 +38,6 @@ from .entry_file import (
     dumps,
     entry_files,
     entry_path,
-    iso,
     load_entry,
     pending_paths,
 )
@@ -83,7 +83,7 @@ def enqueue(store_root: Path, event: Event, changed_paths: Sequence[str]) -> int
 def dead_letter(store_root: Path, entry: Entry, reason: str) -> Path:
     """Move an entry to `dss/outbox-dead/` with why; written there before it leaves the outbox."""
     target = store_root / paths.OUTBOX_DEAD / entry.subscription_id / entry.path.name
-    data = entry.to_json() | {"reason": reason, "dead_at": iso(time.time())}
+    data = entry.to_json() | {"reason": reason, "dead_at": times.format_utc(time.time())}
     try:
         write_bytes_atomic(target, dumps(data))
         entry.path.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +26,7 @@ from ria_store.listing import list_dir
 from ria_store.urls import redact_url
 
 from ..config import paths
-from ..history import bundles
+from ..history import bundles, times
 from ..history.events import Event
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def create(store_root: Path, url: str, secret: str, dataset: str | None = None,
         check_dataset_id(dataset)
     if path is not None:
         check_path_glob(path)
-    created = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    created = times.format_utc(now or times.now(), timespec="seconds")
     sub = Subscription(str(uuid.uuid4()), url, secret, dataset, path, created)
     target = subscription_path(store_root, sub.id)
     try:
