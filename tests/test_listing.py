@@ -72,7 +72,7 @@ def unreadable(directory: Path) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
+def root(tmp_path: Path) -> Path:
     """A store root the unprivileged child can enter (the directories below decide what it reads)."""
     root = tmp_path / "store"
     root.mkdir()
@@ -98,9 +98,9 @@ def test_a_directory_lists_sorted_with_hidden_names(tmp_path: Path) -> None:
     assert list_dir(d) == [".lock", "a", "b"]
 
 
-def test_an_unreadable_directory_is_a_one_line_error_naming_it(store: Path) -> None:
-    d = unreadable(store / "locked")
-    got = list_unprivileged(store, list_dir, "locked")
+def test_an_unreadable_directory_is_a_one_line_error_naming_it(root: Path) -> None:
+    d = unreadable(root / "locked")
+    got = list_unprivileged(root, list_dir, "locked")
     assert got == {"error": "UnavailableError",
                    "message": "locked: permission denied; check the permissions of the store"}
     restore(d)
@@ -121,24 +121,24 @@ def test_a_file_where_a_directory_should_be_is_an_error_naming_it(tmp_path: Path
     ("events", paths.EVENTS),
     ("outbox entries", paths.OUTBOX),
 ])
-def test_store_listings_of_an_unreadable_directory_name_it(store: Path, call: str, rel: str) -> None:
-    d = unreadable(store / rel)
-    got = list_unprivileged(store, LISTINGS[call], ".")
+def test_store_listings_of_an_unreadable_directory_name_it(root: Path, call: str, rel: str) -> None:
+    d = unreadable(root / rel)
+    got = list_unprivileged(root, LISTINGS[call], ".")
     assert got == {"error": "UnavailableError",
                    "message": f"{rel}: permission denied; check the permissions of the store"}
     restore(d)
 
 
-def test_store_listings_of_a_new_store_are_empty(store: Path) -> None:
-    assert bundle_store.versions(store, DSID) == []
-    assert bundle_store.datasets(store) == []
-    assert subscriptions.ids(store) == set()
-    assert list(events.iter_events(store)) == []
-    assert entry_file.pending_paths(store) == []
-    assert list(store.iterdir()) == []
+def test_store_listings_of_a_new_store_are_empty(root: Path) -> None:
+    assert bundle_store.versions(root, DSID) == []
+    assert bundle_store.datasets(root) == []
+    assert subscriptions.ids(root) == set()
+    assert list(events.iter_events(root)) == []
+    assert entry_file.pending_paths(root) == []
+    assert list(root.iterdir()) == []
 
 
-def test_a_stray_file_in_the_outbox_is_not_a_subscription_directory(store: Path) -> None:
-    (store / paths.OUTBOX).mkdir(parents=True)
-    (store / paths.OUTBOX / "notes.txt").write_text("admin notes\n")
-    assert entry_file.pending_paths(store) == []
+def test_a_stray_file_in_the_outbox_is_not_a_subscription_directory(root: Path) -> None:
+    (root / paths.OUTBOX).mkdir(parents=True)
+    (root / paths.OUTBOX / "notes.txt").write_text("admin notes\n")
+    assert entry_file.pending_paths(root) == []

@@ -18,6 +18,7 @@ from ria_store.layout import dataset_relpath
 from ..history import bundle_store, bundles, events
 from ..webhooks import outbox
 from .install import has_hook
+from .publish import publish
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def rebuild_versions(root: Path, dsid: str, repo: Path, out: CatchUp) -> None:
 
 
 def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
-    """Enqueue and journal the event of every version whose event file is missing."""
+    """Publish the event of every version whose event file is missing."""
     log = bundle_store.read_log(root, dsid)
     by_version = {e.version: e for e in log}
     for entry in log:
@@ -60,8 +61,7 @@ def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
             manifest = bundle_store.load(root, dsid, entry.version)
             parent = manifest.head.parent_version
             before = bundle_store.load(root, dsid, parent).files if parent in by_version else None
-            outbox.enqueue(root, event, bundles.changed_paths(before, manifest.files))
-            events.append(root, event)
+            publish(root, event, bundles.changed_paths(before, manifest.files))
             out.notified.append(event.event_id)
         except (DssError, OSError) as e:
             out.problems.append(f"event of {dsid}@{entry.version}: {one_line(e)}")

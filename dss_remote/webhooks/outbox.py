@@ -75,8 +75,8 @@ def enqueue(store_root: Path, event: Event, changed_paths: Sequence[str]) -> int
                     "" if created else " (already queued)")
     if failures:
         raise WriteError(f"event {event.event_id}: {len(failures)} webhook deliveries not queued "
-                         f"({failures[0]}); fix dss/outbox (permissions, space) so later events are "
-                         "queued; this one stays in the journal (`dss events`)")
+                         f"({failures[0]}); fix dss/outbox (permissions, space), then `dss sync` "
+                         "queues it again")
     return queued
 
 
@@ -227,6 +227,10 @@ class DeliverLock:
     def __init__(self, store_root: Path) -> None:
         self.path = store_root / paths.OUTBOX / LOCK_NAME
         self._lock = FileLock(self.path)
+
+    @property
+    def held(self) -> bool:
+        return self._lock.held
 
     def try_acquire(self) -> bool:
         if self._lock.held:
