@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from conftest import require_tool, run
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dss_remote.history import bundles
+from dss_remote.history import bundle_store, bundles
 from ria_store.bare_repo import TreeEntry
 from ria_store.errors import DssError
 
 SHA256 = hashlib.sha256(b"x").hexdigest()
 MD5 = hashlib.md5(b"x").hexdigest()
+CREATED = datetime(2026, 11, 22, 3, 15, 34, 5, tzinfo=timezone.utc)
 
 
 def test_version_is_the_dss_form_and_round_trips() -> None:
@@ -92,11 +96,11 @@ def test_manifest_rows_carry_keys_checksums_types_and_subdatasets() -> None:
     contents = {"1" * 40: f"../.git/annex/objects/a/b/{sha_key}/{sha_key}".encode(),
                 "2" * 40: f"/annex/objects/{md5_key}".encode(), "3" * 40: b"plain\n",
                 "4" * 40: f"../.git/annex/objects/a/b/{url_key}/{url_key}".encode()}
-    ref = bundles.BundleRef("d" * 8, "2026-11-22T031533.123456Z", "refs/heads/main", "f" * 40, None, "t")
+    ref = bundles.BundleRef("d" * 8, "2026-11-22T031533.123456Z", "refs/heads/main", "f" * 40, None, CREATED)
     m = bundles.build_manifest(ref, bundles.rows_of(entries, contents))
-    assert m["bundle_fqid"] == f"{'d' * 8}.2026-11-22T031533.123456Z"
-    assert m["file_count"] == 5
-    rows = {r["path"]: r for r in m["files"]}
+    assert m.head.bundle_fqid == f"{'d' * 8}.2026-11-22T031533.123456Z"
+    assert m.head.file_count == 5
+    rows = {r["path"]: r for r in m.files}
     assert rows["a.csv"] == {"path": "a.csv", "type": "annex", "key": sha_key, "size": 1,
                              "checksums": {"sha256": SHA256}, "content_type": "text/csv"}
     assert rows["b"]["checksums"] == {"md5": MD5}
@@ -125,11 +129,111 @@ def test_path_globs_cross_directories() -> None:
 
 
 def test_stored_manifest_is_json_with_a_line_per_file() -> None:
-    import json
-
-    ref = bundles.BundleRef("d" * 8, "2026-11-22T031533.123456Z", "refs/heads/main", "f" * 40, None, "t")
+    ref = bundles.BundleRef("d" * 8, "2026-11-22T031533.123456Z", "refs/heads/main", "f" * 40, None, CREATED)
     entries = [_blob(f"dir/ä {i}.txt", sha=f"{i:040d}") for i in range(3)]
     m = bundles.build_manifest(ref, bundles.rows_of(entries, {e.sha: b"text" for e in entries}))
     data = bundles.dumps_manifest(m)
-    assert json.loads(data) == m
+    assert json.loads(data) == m.to_json()
+    assert bundles.Manifest.from_json(json.loads(data)) == m
     assert data.count(b"\n") == 3 + 2
+
+
+# Manifest heads on disk: a 0.1 manifest (`created` ending in +00:00) still reads, and what is
+# written differs from it only there; each damaged head is refused naming the file and the field.
+
+OLD_DSID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+OLD_VERSION = "2026-11-22T031533.123456Z"
+#: a manifest as dss-remote 0.1 wrote it (bundles.dumps_manifest, `created` from isoformat())
+OLD_MANIFEST = (
+    '{"format": "dss-bundle/1", "bundle_fqid": "' + OLD_DSID + '.' + OLD_VERSION + '", "dataset_id": "'
+    + OLD_DSID + '", "version": "' + OLD_VERSION + '", "ref": "refs/heads/main", "commit": "' + "f" * 40
+    + '", "parent_version": null, "created": "2026-11-22T03:15:33.654321+00:00", "file_count": 2, '
+    '"rebuilt": true, "files": [\n'
+    '{"path": "a.csv", "type": "annex", "key": "MD5E-s1--' + MD5 + '.csv", "size": 1, "checksums": '
+    '{"md5": "' + MD5 + '"}, "content_type": "text/csv"},\n'
+    '{"path": "b.txt", "type": "git", "git_blob": "' + "a" * 40 + '", "size": 2, "checksums": {}, '
+    '"content_type": "text/plain"}\n]}\n')
+
+
+def _stored(store_root: Path, text: str) -> Path:
+    path = bundle_store.bundles_dir(store_root, OLD_DSID) / f"{OLD_VERSION}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_manifest_written_by_0_1_still_reads(tmp_path: Path) -> None:
+    _stored(tmp_path, OLD_MANIFEST)
+    m = bundle_store.load(tmp_path, OLD_DSID)
+    assert m.head == bundles.ManifestHead(
+        OLD_DSID, OLD_VERSION, "refs/heads/main", "f" * 40, None,
+        datetime(2026, 11, 22, 3, 15, 33, 654321, tzinfo=timezone.utc), 2, rebuilt=True)
+    assert m.head.bundle_fqid == f"{OLD_DSID}.{OLD_VERSION}"
+    assert [f["path"] for f in m.files] == ["a.csv", "b.txt"]
+    # written again, only the time's suffix differs
+    assert bundles.dumps_manifest(m).decode() == OLD_MANIFEST.replace(".654321+00:00", ".654321Z")
+
+
+def test_dss_bundles_show_reads_a_manifest_written_by_0_1(store: Path) -> None:
+    _stored(store, OLD_MANIFEST)
+    res = run(require_tool("dss"), "bundles", "show", store, f"{OLD_DSID}@{OLD_VERSION}")
+    assert res.stdout.splitlines()[:4] == [
+        f"bundle {OLD_DSID}.{OLD_VERSION}", f"  ref refs/heads/main commit {'f' * 40}", "  parent -",
+        "  2 files:"]
+    shown = json.loads(run(require_tool("dss"), "bundles", "show", store, OLD_DSID, "--json").stdout)
+    assert shown == json.loads(OLD_MANIFEST.replace("+00:00", "Z"))
+
+
+def test_a_head_without_rebuilt_writes_no_rebuilt_key() -> None:
+    head = bundles.ManifestHead(OLD_DSID, OLD_VERSION, "refs/heads/main", "f" * 40, OLD_VERSION, CREATED, 0)
+    assert "rebuilt" not in head.to_json()
+    assert bundles.ManifestHead.from_json(head.to_json()) == head
+
+
+def _refused(tmp_path: Path, old: str, new: str, why: str) -> None:
+    """A stored manifest with `old` replaced by `new` is refused naming it and `why`; unchanged."""
+    assert old in OLD_MANIFEST
+    path = _stored(tmp_path, OLD_MANIFEST.replace(old, new))
+    with pytest.raises(DssError) as e:
+        bundle_store.load(tmp_path, OLD_DSID, OLD_VERSION)
+    assert str(e.value) == (f"manifest {path} is not a dss manifest ({why}); restore it from a mirror "
+                            "(`dss sync`)")
+    assert path.read_text() == OLD_MANIFEST.replace(old, new)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_manifest_of_another_format_is_refused(tmp_path: Path) -> None:
+    _refused(tmp_path, '"format": "dss-bundle/1"', '"format": "dss-bundle/9"',
+             "format 'dss-bundle/9', not dss-bundle/1")
+
+
+def test_a_manifest_without_a_commit_is_refused(tmp_path: Path) -> None:
+    _refused(tmp_path, f'"commit": "{"f" * 40}"', '"commit": 7', "commit: missing or not a string")
+
+
+def test_a_manifest_whose_created_is_not_a_time_is_refused(tmp_path: Path) -> None:
+    _refused(tmp_path, "2026-11-22T03:15:33.654321+00:00", "last tuesday",
+             "created 'last tuesday' is not a time")
+
+
+def test_a_manifest_whose_file_count_is_wrong_is_refused(tmp_path: Path) -> None:
+    _refused(tmp_path, '"file_count": 2', '"file_count": 3', "file_count 3 but 2 files")
+
+
+def test_a_manifest_whose_fqid_names_another_version_is_refused(tmp_path: Path) -> None:
+    _refused(tmp_path, f'"bundle_fqid": "{OLD_DSID}.', f'"bundle_fqid": "{OLD_DSID}.x',
+             f"bundle_fqid '{OLD_DSID}.x{OLD_VERSION}' is not '{OLD_DSID}.{OLD_VERSION}'")
+
+
+def test_a_manifest_whose_rebuilt_is_not_a_flag_is_refused(tmp_path: Path) -> None:
+    _refused(tmp_path, '"rebuilt": true', '"rebuilt": "yes"', "rebuilt 'yes' is not true or false")
+
+
+def test_a_manifest_stored_under_another_versions_name_is_refused(tmp_path: Path) -> None:
+    other = "2026-11-22T031533.123457Z"
+    path = _stored(tmp_path, OLD_MANIFEST.replace(OLD_VERSION, other))
+    with pytest.raises(DssError) as e:
+        bundle_store.load(tmp_path, OLD_DSID, OLD_VERSION)
+    assert str(e.value) == (f"manifest {path} is not a dss manifest (it is {OLD_DSID}.{other}); restore "
+                            "it from a mirror (`dss sync`)")
+    assert path.read_text() == OLD_MANIFEST.replace(OLD_VERSION, other)

@@ -240,11 +240,11 @@ def test_incremental_manifest_equals_a_full_listing(published: Sibling, store: P
     repo = store / dataset_relpath(published.dataset_id)
     newest = _bundles(store, published.dataset_id)[-1]
     manifest = bundle_store.load(store, published.dataset_id, str(newest["version"]))
-    assert manifest["parent_version"] is not None
+    assert manifest.head.parent_version is not None
     entries = bare_repo.tree_entries(repo, str(newest["commit"]))
     contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
-    assert manifest["files"] == bundles.rows_of(entries, contents)
-    types = {f["path"]: f["type"] for f in manifest["files"]}
+    assert manifest.files == bundles.rows_of(entries, contents)
+    types = {f["path"]: f["type"] for f in manifest.files}
     assert types["subds"] == "subdataset" and "small.txt" not in types
     assert types["dir/sub/zero.dat/inner.txt"] == "annex"
     assert types["dir/data.bin"] == "annex", "an unlocked file's pointer names its key"

@@ -483,7 +483,7 @@ def test_an_entry_enqueued_while_the_deliverer_finishes_is_not_stranded(
     def release_after_a_push(self: outbox.DeliverLock) -> None:
         # The worst moment: the deliverer found nothing left and is about to let go of the lock
         # when a push enqueues an event and tries to start a deliverer of its own.
-        if self._fd is not None and not spawned:
+        if self.held and not spawned:
             assert pending(store) == []
             assert outbox.enqueue(store, late, []) == 1
             spawned.append(outbox.spawn_deliverer(store))

@@ -57,11 +57,12 @@ def _show(args: argparse.Namespace) -> int:
         raise DssError(f"{args.bundle!r}: give a dataset id or ~alias, optionally @VERSION")
     manifest = bundle_store.load(store.path, _dataset(store, ident), version or None)
     if args.json:
-        print(json.dumps(manifest, indent=1))
+        print(json.dumps(manifest.to_json(), indent=1))
         return 0
-    print(f"bundle {manifest['bundle_fqid']}\n  ref {manifest['ref']} commit {manifest['commit']}\n"
-          f"  parent {manifest['parent_version'] or '-'}\n  {manifest['file_count']} files:")
-    for f in manifest["files"]:
+    head = manifest.head
+    print(f"bundle {head.bundle_fqid}\n  ref {head.ref} commit {head.commit}\n"
+          f"  parent {head.parent_version or '-'}\n  {head.file_count} files:")
+    for f in manifest.files:
         what = f.get("key") or f.get("git_blob") or f.get("commit")
         size = "-" if f.get("size") is None else f["size"]
         print(f"  {f['type']:10} {size!s:>12}  {f['path']}  {what}")

@@ -8,23 +8,23 @@ in the order recorded, so listing and finding a branch's last version never pars
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ria_store import bare_repo
-from ria_store.atomic import makedirs_durable, write_all, write_bytes_atomic
+from ria_store.atomic import write_all, write_bytes_atomic
 from ria_store.errors import DssError, NotFoundError, from_os_error
 from ria_store.layout import check_dataset_id
+from ria_store.listing import list_dir
+from ria_store.locks import FileLock
 
 from ..config import paths
-from . import bundles
+from . import bundles, times
 
 logger = logging.getLogger(__name__)
 
@@ -36,28 +36,13 @@ _LOCK = ".lock"
 class Recorded:
     """A bundle version just written, and what changed since its parent."""
 
-    manifest: dict[str, Any]
+    manifest: bundles.Manifest
     path: Path
     changed: list[str]
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest["version"])
 
 
 def bundles_dir(store_root: Path, dsid: str) -> Path:
     return store_root / paths.BUNDLES / check_dataset_id(dsid)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    makedirs_durable(directory)
-    fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o664)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -110,14 +95,8 @@ def _append_log(directory: Path, entry: LogEntry) -> None:
 
 def versions(store_root: Path, dsid: str) -> list[str]:
     """The dataset's bundle versions, oldest first."""
-    try:
-        names = os.listdir(bundles_dir(store_root, dsid))
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise from_os_error(e, str(bundles_dir(store_root, dsid))) from e
     out = []
-    for n in names:
+    for n in list_dir(bundles_dir(store_root, dsid)):
         stem = n[:-5] if n.endswith(".json") else ""
         with contextlib.suppress(DssError):
             bundles.parse_version(stem)
@@ -127,13 +106,10 @@ def versions(store_root: Path, dsid: str) -> list[str]:
 
 def datasets(store_root: Path) -> list[str]:
     """Datasets that have bundle versions."""
-    try:
-        return sorted(n for n in os.listdir(store_root / paths.BUNDLES) if not n.startswith("."))
-    except FileNotFoundError:
-        return []
+    return [n for n in list_dir(store_root / paths.BUNDLES) if not n.startswith(".")]
 
 
-def load(store_root: Path, dsid: str, version: str | None = None) -> dict[str, Any]:
+def load(store_root: Path, dsid: str, version: str | None = None) -> bundles.Manifest:
     """A manifest (the latest one without `version`); NotFoundError names what exists."""
     if version is None:
         all_versions = versions(store_root, dsid)
@@ -144,12 +120,23 @@ def load(store_root: Path, dsid: str, version: str | None = None) -> dict[str, A
     bundles.parse_version(version)
     path = bundles_dir(store_root, dsid) / f"{version}.json"
     try:
-        manifest: dict[str, Any] = json.loads(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError as e:
         raise NotFoundError(f"no bundle version {dsid}@{version} (see `dss bundles list "
                             f"{store_root} --dataset {dsid}`)") from e
+    except OSError as e:
+        raise from_os_error(e, str(path)) from e
+    try:
+        obj = json.loads(data)
     except ValueError as e:
         raise DssError(f"manifest {path} is not valid JSON ({e}); restore it from a mirror "
+                       "(`dss sync`)") from e
+    try:
+        manifest = bundles.Manifest.from_json(obj)
+        if (manifest.head.dataset_id, manifest.head.version) != (dsid, version):
+            raise ValueError(f"it is {manifest.head.bundle_fqid}")
+    except ValueError as e:
+        raise DssError(f"manifest {path} is not a dss manifest ({e}); restore it from a mirror "
                        "(`dss sync`)") from e
     return manifest
 
@@ -167,13 +154,13 @@ def _rows(store_root: Path, dsid: str, repo: Path, commit: str, base_version: st
                            dsid, base_version, e)
     if parent is not None:
         try:
-            changes = bare_repo.diff_trees(repo, str(parent["commit"]), commit)
+            changes = bare_repo.diff_trees(repo, parent.head.commit, commit)
         except DssError as e:  # the parent commit is gone (forced push, then gc)
             logger.warning("dataset %s: cannot diff against the parent version (%s); listing the "
                            "whole tree", dsid, e)
         else:
             wanted = [c.new.sha for c in changes if c.new is not None and bundles.needs_content(c.new)]
-            rows = bundles.apply_changes(parent["files"], changes, bare_repo.read_blobs(repo, wanted))
+            rows = bundles.apply_changes(parent.files, changes, bare_repo.read_blobs(repo, wanted))
             return rows, sorted({c.path for c in changes})
     entries = bare_repo.tree_entries(repo, commit)
     contents = bare_repo.read_blobs(repo, [e.sha for e in entries if bundles.needs_content(e)])
@@ -193,14 +180,14 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
         logger.info("dataset %s: %s no longer exists; no bundle version", dsid, ref)
         return None
     directory = bundles_dir(store_root, dsid)
-    with _locked(directory):
+    with FileLock(directory / _LOCK):
         log = read_log(store_root, dsid)
         head = heads(log).get(ref)
         if (head is not None and head.commit == commit) or (
                 rebuilt and any(e.ref == ref and e.commit == commit for e in log)):
             return None
         all_versions = versions(store_root, dsid)
-        when = now or datetime.now(timezone.utc)
+        when = now or times.now()
         latest = all_versions[-1] if all_versions and not rebuilt else None
         version = bundles.next_version(when, latest)
         while version in all_versions:  # a rebuilt version may land on an existing time
@@ -214,13 +201,11 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
         if parent_version is None:
             changed = bundles.changed_paths(None, files)
         manifest = bundles.build_manifest(
-            bundles.BundleRef(dsid, version, ref, commit, parent_version,
-                              datetime.now(timezone.utc).isoformat(timespec="microseconds")), files)
-        if rebuilt:
-            manifest["rebuilt"] = True
+            bundles.BundleRef(dsid, version, ref, commit, parent_version, times.now()), files,
+            rebuilt=rebuilt)
         path = directory / f"{version}.json"
         write_bytes_atomic(path, bundles.dumps_manifest(manifest), mode=0o444)
-        _append_log(directory, LogEntry(version, ref, commit, manifest["file_count"], rebuilt))
+        _append_log(directory, LogEntry(version, ref, commit, manifest.head.file_count, rebuilt))
     logger.info("dataset %s: bundle version %s (%s at %s, %d files)", dsid, version, ref, commit[:12],
-                manifest["file_count"])
+                manifest.head.file_count)
     return Recorded(manifest, path, changed)

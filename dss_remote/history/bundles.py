@@ -14,15 +14,16 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from ria_store.bare_repo import TreeChange, TreeEntry
 from ria_store.errors import DssError, KeyFormatError
 from ria_store.keys import AnnexKey, parse_key
 
+from . import times
+
 FORMAT = "dss-bundle/1"
-VERSION_FORMAT = "%Y-%m-%dT%H%M%S.%fZ"
 _VERSION_RE = re.compile(r"\d{4}-\d\d-\d\dT\d{6}\.\d{6}Z")
 #: git-annex writes pointer files of at most a few hundred bytes; larger blobs are plain git files.
 POINTER_MAX = 1024
@@ -33,14 +34,14 @@ _INTERNAL_BRANCHES = ("refs/heads/git-annex", "refs/heads/synced/", "refs/heads/
 
 def format_version(when: datetime) -> str:
     """`when` as a DSS version id (UTC, colons dropped, microseconds)."""
-    return when.astimezone(timezone.utc).strftime(VERSION_FORMAT)
+    return times.format_compact(when)
 
 
 def parse_version(text: str) -> datetime:
     """The UTC time a version id names; DssError if it is not one."""
     if not _VERSION_RE.fullmatch(text):
         raise DssError(f"bad bundle version {text!r}: expected UTC time like 2026-11-22T031533.123456Z")
-    return datetime.strptime(text, VERSION_FORMAT).replace(tzinfo=timezone.utc)
+    return times.parse_compact(text)
 
 
 def next_version(now: datetime, latest: str | None) -> str:
@@ -112,7 +113,88 @@ class BundleRef:
     ref: str
     commit: str
     parent_version: str | None
-    created: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class ManifestHead:
+    """What a manifest says besides its rows (its JSON keys but `files`, in the same order)."""
+
+    dataset_id: str
+    version: str
+    ref: str
+    commit: str
+    parent_version: str | None
+    created: datetime
+    file_count: int
+    #: made later from the reflog by `dss sync` (the key is written only when true)
+    rebuilt: bool = False
+
+    @property
+    def bundle_fqid(self) -> str:
+        return f"{self.dataset_id}.{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": FORMAT, "bundle_fqid": self.bundle_fqid, "dataset_id": self.dataset_id,
+            "version": self.version, "ref": self.ref, "commit": self.commit,
+            "parent_version": self.parent_version, "created": times.format_utc(self.created),
+            "file_count": self.file_count}
+        if self.rebuilt:
+            out["rebuilt"] = True
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ManifestHead:
+        """The head of a stored manifest; ValueError says what is wrong with it."""
+        if obj.get("format") != FORMAT:
+            raise ValueError(f"format {obj.get('format')!r}, not {FORMAT}")
+        strings = ("dataset_id", "version", "ref", "commit", "created")
+        wrong = [k for k in strings if not isinstance(obj.get(k), str)]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: missing or not a string")
+        parent = obj.get("parent_version")
+        if parent is not None and not isinstance(parent, str):
+            raise ValueError("parent_version is neither a string nor null")
+        count, rebuilt = obj.get("file_count"), obj.get("rebuilt", False)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"file_count {count!r} is not a count")
+        if not isinstance(rebuilt, bool):
+            raise ValueError(f"rebuilt {rebuilt!r} is not true or false")
+        try:
+            created = times.parse_utc(obj["created"])
+        except ValueError as e:
+            raise ValueError(f"created {obj['created']!r} is not a time") from e
+        head = cls(obj["dataset_id"], obj["version"], obj["ref"], obj["commit"], parent, created, count,
+                   rebuilt)
+        if obj.get("bundle_fqid") != head.bundle_fqid:
+            raise ValueError(f"bundle_fqid {obj.get('bundle_fqid')!r} is not {head.bundle_fqid!r}")
+        return head
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A bundle version: its head, and one row per file (path, type, key or blob, size, checksums)."""
+
+    head: ManifestHead
+    files: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as stored (`dumps_manifest` writes it)."""
+        return self.head.to_json() | {"files": self.files}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Manifest:
+        """A stored manifest; ValueError says what is wrong with it."""
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        files = obj.get("files")
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            raise ValueError("files is not a list of objects")
+        head = ManifestHead.from_json(obj)
+        if head.file_count != len(files):
+            raise ValueError(f"file_count {head.file_count} but {len(files)} files")
+        return cls(head, files)
 
 
 def rows_of(entries: Iterable[TreeEntry], contents: Mapping[str, bytes]) -> list[dict[str, Any]]:
@@ -138,20 +220,10 @@ def apply_changes(parent_files: Iterable[Mapping[str, Any]], changes: Iterable[T
     return sorted(rows.values(), key=_git_order)
 
 
-def build_manifest(ref: BundleRef, files: list[dict[str, Any]]) -> dict[str, Any]:
+def build_manifest(ref: BundleRef, files: list[dict[str, Any]], *, rebuilt: bool = False) -> Manifest:
     """The manifest of a bundle version with its rows (`rows_of` or `apply_changes`)."""
-    return {
-        "format": FORMAT,
-        "bundle_fqid": f"{ref.dataset_id}.{ref.version}",
-        "dataset_id": ref.dataset_id,
-        "version": ref.version,
-        "ref": ref.ref,
-        "commit": ref.commit,
-        "parent_version": ref.parent_version,
-        "created": ref.created,
-        "file_count": len(files),
-        "files": files,
-    }
+    return Manifest(ManifestHead(ref.dataset_id, ref.version, ref.ref, ref.commit, ref.parent_version,
+                                 ref.created, len(files), rebuilt), files)
 
 
 def _identity(row: Mapping[str, Any]) -> tuple[str, str]:
@@ -173,10 +245,9 @@ def path_matches(pattern: str, paths: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(p, pattern) for p in paths)
 
 
-def dumps_manifest(manifest: Mapping[str, Any]) -> bytes:
+def dumps_manifest(manifest: Manifest) -> bytes:
     """The manifest as stored: JSON with one line per file (readable, diffable, and written by
     json's C encoder, which `indent` would switch off: 10,000 files in ~30 ms, not ~500)."""
-    head = {k: v for k, v in manifest.items() if k != "files"}
-    lines = ",\n".join(json.dumps(f, ensure_ascii=False) for f in manifest["files"])
-    text = json.dumps(head, ensure_ascii=False)[:-1] + ', "files": [\n' + lines + "\n]}\n"
+    lines = ",\n".join(json.dumps(f, ensure_ascii=False) for f in manifest.files)
+    text = json.dumps(manifest.head.to_json(), ensure_ascii=False)[:-1] + ', "files": [\n' + lines + "\n]}\n"
     return text.encode("utf-8", "surrogateescape")

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ria_store.atomic import create_exclusive
 from ria_store.errors import DssError, from_os_error
+from ria_store.listing import list_dir
 
 from ..config import paths
-from . import bundles
+from . import bundles, times
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +49,8 @@ def bundle_created(dsid: str, version: str, commit: str, ref: str) -> Event:
     version is always the same file: `dss sync` can tell whether it was written, and rewriting it
     is a no-op. (A version rebuilt later by `dss sync` keeps its push time, so its event sorts
     among those of that time; webhook subscribers still get it.)"""
-    when = bundles.parse_version(version)
     return Event(f"{version}.{dsid}", BUNDLE_CREATED, dsid, version, commit, ref,
-                 when.isoformat(timespec="microseconds").replace("+00:00", "Z"))
+                 times.format_utc(bundles.parse_version(version)))
 
 
 def event_path(store_root: Path, event_id: str) -> Path:
@@ -99,12 +97,10 @@ def since_key(since: str | None) -> str:
         when = bundles.parse_version(since)
     except DssError:
         try:
-            when = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            when = times.parse_utc(since)
         except ValueError as e:
             raise DssError(f"--since {since!r} is neither an event id nor a time; give e.g. "
                            "2026-11-22T03:15:33Z or an event id from `dss events`") from e
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     return bundles.format_version(when)  # sorts before any event id at that time
 
 
@@ -112,16 +108,10 @@ def iter_events(store_root: Path, since: str | None = None) -> Iterator[tuple[Ev
     """Events after `since`, oldest first; a corrupt file yields (None, path) rather than stop."""
     key = since_key(since)
     root = store_root / paths.EVENTS
-    try:
-        days = sorted(d for d in os.listdir(root) if _DAY_RE.fullmatch(d))
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise from_os_error(e, str(root)) from e
-    for day in days:
-        if key and day < key[:10]:
+    for day in list_dir(root):
+        if not _DAY_RE.fullmatch(day) or (key and day < key[:10]):
             continue
-        for name in sorted(os.listdir(root / day)):
+        for name in list_dir(root / day):
             if name.startswith(".") or not name.endswith(".json") or name[:-5] <= key:
                 continue
             path = root / day / name

@@ -18,6 +18,7 @@ from ria_store.layout import dataset_relpath
 from ..history import bundle_store, bundles, events
 from ..webhooks import outbox
 from .install import has_hook
+from .publish import publish
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +46,11 @@ def rebuild_versions(root: Path, dsid: str, repo: Path, out: CatchUp) -> None:
                 out.problems.append(f"{dsid} {ref} {commit[:12]}: {one_line(e)}")
                 continue
             if rec is not None:
-                out.rebuilt.append(rec.manifest["bundle_fqid"])
+                out.rebuilt.append(rec.manifest.head.bundle_fqid)
 
 
 def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
-    """Enqueue and journal the event of every version whose event file is missing."""
+    """Publish the event of every version whose event file is missing."""
     log = bundle_store.read_log(root, dsid)
     by_version = {e.version: e for e in log}
     for entry in log:
@@ -58,11 +59,9 @@ def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
             continue
         try:
             manifest = bundle_store.load(root, dsid, entry.version)
-            parent = manifest.get("parent_version")
-            before = (bundle_store.load(root, dsid, parent)["files"]
-                      if parent in by_version else None)
-            outbox.enqueue(root, event, bundles.changed_paths(before, manifest["files"]))
-            events.append(root, event)
+            parent = manifest.head.parent_version
+            before = bundle_store.load(root, dsid, parent).files if parent in by_version else None
+            publish(root, event, bundles.changed_paths(before, manifest.files))
             out.notified.append(event.event_id)
         except (DssError, OSError) as e:
             out.problems.append(f"event of {dsid}@{entry.version}: {one_line(e)}")

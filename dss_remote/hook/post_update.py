@@ -24,9 +24,9 @@ from ..config import paths
 from ..config.store_config import read_config
 from ..history import bundle_store, bundles, events
 from ..webhooks import outbox
+from .publish import publish
 
 logger = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -55,14 +55,10 @@ def locate(repo: Path) -> tuple[Path, str]:
 
 
 def notify(root: Path, recorded: bundle_store.Recorded, result: HookResult) -> None:
-    """Enqueue the deliveries of the version's bundle.created event, then append the event.
-
-    In this order, a missing event file means "maybe not enqueued": `dss sync` then does both
-    again (a delivery may repeat; receivers deduplicate on X-DSS-Delivery, which is stable)."""
-    m = recorded.manifest
-    event = events.bundle_created(m["dataset_id"], m["version"], m["commit"], m["ref"])
-    result.queued += outbox.enqueue(root, event, recorded.changed)
-    events.append(root, event)
+    """Publish the version's bundle.created event (its deliveries queued, then the event written)."""
+    head = recorded.manifest.head
+    event = events.bundle_created(head.dataset_id, head.version, head.commit, head.ref)
+    result.queued += publish(root, event, recorded.changed)
     result.events.append(event)
 
 
@@ -125,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dss: warning: post-update hook: {one_line(e)}; run `dss sync` on the store", file=sys.stderr)
         return 0
     for v in result.recorded:
-        print(f"dss: bundle version {v.manifest['bundle_fqid']} ({v.manifest['ref']})", file=sys.stderr)
+        print(f"dss: bundle version {v.manifest.head.bundle_fqid} ({v.manifest.head.ref})", file=sys.stderr)
     for p in result.problems:
         print(f"dss: warning: post-update hook: {p}; run `dss sync` on the store to catch up",
               file=sys.stderr)

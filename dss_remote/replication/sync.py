@@ -4,18 +4,16 @@ store's other files (layout versions, config, the bare repos' git files, archive
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ria_store.atomic import makedirs_durable
 from ria_store.errors import DssError, NotFoundError, one_line
 from ria_store.keys import parse_key
 from ria_store.layout import OBJECTS_DIR, VERSION_FILE, dataset_relpath
+from ria_store.locks import FileLock
 
 from ..backends.base import Backend, ObjectInfo
 from ..config import paths
@@ -165,14 +163,8 @@ def _serialised(root: Path | None) -> Iterator[None]:
     if root is None:
         yield
         return
-    lock = root / paths.GIT_SYNC_LOCK
-    makedirs_durable(lock.parent)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o664)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with FileLock(root / paths.GIT_SYNC_LOCK):
         yield
-    finally:
-        os.close(fd)
 
 
 def sync(sr: StoreReplicas, datasets: list[str],

@@ -19,6 +19,7 @@ from ria_store.errors import DssError, NotFoundError
 from ria_store.urls import redact_url
 
 from ..config.delivery_policy import DeliveryPolicy
+from ..history import times
 from . import entry_file, outbox, subscriptions
 from . import request as webhooks
 from .entry_file import CorruptEntryError, Entry
@@ -198,7 +199,7 @@ class Deliverer:
         self.report.failed += 1
         logger.warning("delivery of event %s to subscription %s failed (attempt %d): %s; next attempt "
                        "at %s", entry.event.event_id, entry.subscription_id, attempts, error,
-                       entry_file.iso(nxt))
+                       times.format_utc(nxt))
 
     def _dead(self, entry: Entry, reason: str) -> None:
         path = outbox.dead_letter(self.store_root, entry, reason)

@@ -7,17 +7,17 @@ attempts went; dead letters (`dss/outbox-dead/…`) use the same format plus `re
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ria_store.atomic import write_bytes_atomic
 from ria_store.errors import DssError, from_os_error
+from ria_store.listing import list_dir
 
 from ..config import paths
+from ..history import times
 from ..history.events import Event, check_event_id
 from . import subscriptions
 
@@ -37,14 +37,10 @@ def delivery_id(subscription_id: str, event_id: str) -> str:
     return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{subscription_id}/{event_id}"))
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def _timestamp(value: Any) -> float:
     if not isinstance(value, str):
         raise ValueError(f"time {value!r} is not a string")
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return times.parse_utc(value).timestamp()
 
 
 def _opt_timestamp(value: Any) -> float | None:
@@ -69,10 +65,10 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "subscription_id": self.subscription_id,
                 "delivery_id": self.delivery_id, "event": self.event.to_json(),
-                "attempts": self.attempts, "enqueued": iso(self.enqueued),
-                "next_attempt": iso(self.next_attempt),
-                "first_attempt": None if self.first_attempt is None else iso(self.first_attempt),
-                "last_attempt": None if self.last_attempt is None else iso(self.last_attempt),
+                "attempts": self.attempts, "enqueued": times.format_utc(self.enqueued),
+                "next_attempt": times.format_utc(self.next_attempt),
+                "first_attempt": None if self.first_attempt is None else times.format_utc(self.first_attempt),
+                "last_attempt": None if self.last_attempt is None else times.format_utc(self.last_attempt),
                 "last_error": self.last_error}
 
 
@@ -130,23 +126,14 @@ def entry_files(directory: Path, subscription_id: str | None = None) -> list[Pat
     """The entry files `<directory>/<subscription id>/<event id>.json` (the outbox, the dead
     letters or the quarantine), by subscription then event (oldest first); only those of
     `subscription_id` if given."""
-    try:
-        dirs = sorted(d for d in os.listdir(directory) if not d.startswith("."))
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise from_os_error(e, str(directory)) from e
     out = []
-    for d in dirs:
-        if subscription_id is not None and d != subscription_id:
+    for d in list_dir(directory):
+        if d.startswith(".") or (subscription_id is not None and d != subscription_id):
             continue
-        try:
-            names = os.listdir(directory / d)
-        except (FileNotFoundError, NotADirectoryError):
+        if not (directory / d).is_dir():  # a stray file beside the subscription directories
             continue
-        except OSError as e:
-            raise from_os_error(e, str(directory / d)) from e
-        out += [directory / d / n for n in sorted(names) if n.endswith(".json") and not n.startswith(".")]
+        out += [directory / d / n for n in list_dir(directory / d)
+                if n.endswith(".json") and not n.startswith(".")]
     return out
 
 

@@ -11,7 +11,6 @@ entry_file.py. Enqueueing is plain file I/O and imports nothing heavy: it runs i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -26,8 +25,10 @@ from typing import Any, Literal
 
 from ria_store.atomic import create_exclusive, fsync_dir, makedirs_durable, write_bytes_atomic
 from ria_store.errors import DssError, WriteError, from_os_error
+from ria_store.locks import FileLock
 
 from ..config import paths
+from ..history import times
 from ..history.events import Event
 from . import subscriptions
 from .entry_file import (
@@ -37,7 +38,6 @@ from .entry_file import (
     dumps,
     entry_files,
     entry_path,
-    iso,
     load_entry,
     pending_paths,
 )
@@ -75,15 +75,15 @@ def enqueue(store_root: Path, event: Event, changed_paths: Sequence[str]) -> int
                     "" if created else " (already queued)")
     if failures:
         raise WriteError(f"event {event.event_id}: {len(failures)} webhook deliveries not queued "
-                         f"({failures[0]}); fix dss/outbox (permissions, space) so later events are "
-                         "queued; this one stays in the journal (`dss events`)")
+                         f"({failures[0]}); fix dss/outbox (permissions, space), then `dss sync` "
+                         "queues it again")
     return queued
 
 
 def dead_letter(store_root: Path, entry: Entry, reason: str) -> Path:
     """Move an entry to `dss/outbox-dead/` with why; written there before it leaves the outbox."""
     target = store_root / paths.OUTBOX_DEAD / entry.subscription_id / entry.path.name
-    data = entry.to_json() | {"reason": reason, "dead_at": iso(time.time())}
+    data = entry.to_json() | {"reason": reason, "dead_at": times.format_utc(time.time())}
     try:
         write_bytes_atomic(target, dumps(data))
         entry.path.unlink(missing_ok=True)
@@ -226,33 +226,23 @@ class DeliverLock:
 
     def __init__(self, store_root: Path) -> None:
         self.path = store_root / paths.OUTBOX / LOCK_NAME
-        self._fd: int | None = None
+        self._lock = FileLock(self.path)
+
+    @property
+    def held(self) -> bool:
+        return self._lock.held
 
     def try_acquire(self) -> bool:
-        if self._fd is not None:
+        if self._lock.held:
             return True
-        try:
-            makedirs_durable(self.path.parent)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o664)
-        except OSError as e:
-            raise from_os_error(e, str(self.path), writing=True) from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        if not self._lock.acquire(wait=False):
             return False
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        self._fd = fd
+        os.ftruncate(self._lock.fd, 0)
+        os.pwrite(self._lock.fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # closing the only descriptor drops the flock
+        self._lock.release()
 
     def holder(self) -> str:
         """Who holds the lock, as its holder wrote it (for messages)."""

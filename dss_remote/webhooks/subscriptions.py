@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,10 +22,11 @@ from urllib.parse import urlsplit
 from ria_store.atomic import write_bytes_atomic
 from ria_store.errors import DssError, NotFoundError, from_os_error
 from ria_store.layout import check_dataset_id
+from ria_store.listing import list_dir
 from ria_store.urls import redact_url
 
 from ..config import paths
-from ..history import bundles
+from ..history import bundles, times
 from ..history.events import Event
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def create(store_root: Path, url: str, secret: str, dataset: str | None = None,
         check_dataset_id(dataset)
     if path is not None:
         check_path_glob(path)
-    created = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    created = times.format_utc(now or times.now(), timespec="seconds")
     sub = Subscription(str(uuid.uuid4()), url, secret, dataset, path, created)
     target = subscription_path(store_root, sub.id)
     try:
@@ -198,13 +198,8 @@ def load(store_root: Path, sub_id: str) -> Subscription:
 
 def ids(store_root: Path) -> set[str]:
     """The ids of every subscription file (read or not)."""
-    try:
-        names = os.listdir(subscriptions_dir(store_root))
-    except FileNotFoundError:
-        return set()
-    except OSError as e:
-        raise from_os_error(e, str(subscriptions_dir(store_root))) from e
-    return {n[:-5] for n in names if n.endswith(".json") and is_subscription_id(n[:-5])}
+    return {n[:-5] for n in list_dir(subscriptions_dir(store_root))
+            if n.endswith(".json") and is_subscription_id(n[:-5])}
 
 
 def load_all(store_root: Path) -> list[Subscription]:
