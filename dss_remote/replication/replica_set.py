@@ -227,3 +227,4 @@ class ReplicaSet:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+            logger.debug("dataset %s: replica writer threads shut down", self.replicas[0].dsid)
