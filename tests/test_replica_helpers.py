@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -141,3 +142,17 @@ def test_copy_archive_without_any_archive_names_every_replica_tried(
     assert message.startswith(f"no good copy of {rel} on any other replica: [store] ")
     assert "; [m2] " in message and "[m1]" not in message
     assert not (store / rel).exists()
+
+
+def test_a_read_that_falls_back_logs_where_from_and_why(
+        sr: StoreReplicas, store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    src = tmp_path / "src"
+    src.write_bytes(DATA)
+    rs = sr.for_dataset(PLAIN_DSID)
+    rs.named("m1").store(KEY, src)
+    caplog.set_level(logging.INFO, logger="dss_remote")
+    dst = tmp_path / "dst"
+    rs.retrieve(KEY, dst)
+    assert dst.read_bytes() == DATA and not (store / REL).exists()
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert line.startswith(f"{KEY}: read from m1 after [store] ")

@@ -38,7 +38,7 @@ def source_for(sr: StoreReplicas, dsid: str, key: AnnexKey, exclude: str,
         return DssError(f"no good copy of {key} on any other replica: {tried}")
 
     others = [r for r in sr.for_dataset(dsid).replicas if r.name != exclude]
-    source, _ = first_success(others, lambda r: r.retrieve(key, Path(dst)), error, f"repair {key}")
+    source, _ = first_success(others, lambda r: r.retrieve(key, Path(dst)), error, f"repair {key}: copy")
     return source.name
 
 
@@ -88,7 +88,7 @@ def copy_archive(sr: StoreReplicas, dsid: str, target: str, keys: Iterable[Annex
 
     try:
         others = [r for r in rs.replicas if r.name != target]
-        source, _ = first_success(others, download, error, f"repair {rel} of {target}")
+        source, _ = first_success(others, download, error, f"repair {target}'s {rel}: copy")
         dst.backend.put_file(Path(tmp), rel)
         return source.name
     finally:

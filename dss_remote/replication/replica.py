@@ -106,16 +106,17 @@ def first_success(replicas: Iterable[R], attempt: Callable[[R], T],
                   error: Callable[[Failures], DssError], what: str) -> tuple[R, T]:
     """Run `attempt` on each replica in order until one succeeds; return that replica and its
     result. A DssError moves on to the next replica; when none succeeds, raise `error(failures)`,
-    the one error that names every replica tried and why it failed."""
+    the one error that names every replica tried and why it failed. `what` names the attempt in
+    the log, e.g. "KEY: read" logs "KEY: read from m2 after [store] ..."."""
     failures = Failures()
     for r in replicas:
         try:
             result = attempt(r)
         except DssError as e:
-            logger.debug("%s on %s failed: %s", what, r.name, e)
+            logger.debug("%s from %s failed: %s", what, r.name, e)
             failures.add(r.name, e)
             continue
         if failures:
-            logger.info("%s: done on %s after %s", what, r.name, failures.line())
+            logger.info("%s from %s after %s", what, r.name, failures.line())
         return r, result
     raise error(failures)

@@ -156,7 +156,7 @@ class ReplicaSet:
             kind = NotFoundError if failures.all_absent() else UnavailableError
             return kind(self._why(failures))
 
-        first_success(self.replicas, attempt, error, f"retrieve {key}")
+        first_success(self.replicas, attempt, error, f"{key}: read")
 
     @staticmethod
     def _retrieve_verified(r: Replica, key: AnnexKey, dst: Path, progress: Progress | None) -> None:
