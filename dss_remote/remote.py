@@ -20,7 +20,7 @@ from annexremote import Master, ProtocolError, RemoteError, SpecialRemote
 from ria_store.archive import ArchiveReader
 from ria_store.errors import DssError, UrlError, one_line
 from ria_store.keys import parse_key
-from ria_store.layout import ARCHIVE_PATH, check_dataset_id, dataset_relpath
+from ria_store.layout import check_dataset_id
 
 from .backends import backend_for, check_usable_url
 from .config import paths
@@ -129,7 +129,7 @@ class DssRemote(SpecialRemote):
         self._store, self._store_url, self._dsid = store, url, dsid
         self._replicas = open_replicas(url, store_cfg).for_dataset(dsid, self._archives)
         logger.debug("prepared: store %s dataset %s replicas %s", store, dsid,
-                     [r.label for r in self._replicas.replicas])
+                     [r.name for r in self._replicas.replicas])
 
     @property
     def replicas(self) -> ReplicaSet:
@@ -154,6 +154,11 @@ class DssRemote(SpecialRemote):
     def remove(self, key: str) -> None:
         self.replicas.remove(parse_key(key))
 
+    def close(self) -> None:
+        """Shut down the replica set's writer threads; git-annex has closed the conversation."""
+        if self._replicas is not None:
+            self._replicas.close()
+
     # -- cheap queries --------------------------------------------------------------------
     def getcost(self) -> int:
         return 100  # a mounted file system, as git-annex's own directory remote
@@ -172,15 +177,15 @@ class DssRemote(SpecialRemote):
         if self._replicas is None or self._store_url is None or self._dsid is None:
             return {}
         info = {"store": str(self._store or self._store_url), "dataset id": self._dsid,
-                "replicas": " ".join(f"{r.label}={r.name}" for r in self.replicas.replicas),
+                "replicas": " ".join(f"{r.name}={r.url}" for r in self.replicas.replicas),
                 "write quorum": str(self.replicas.quorum)}
         objects = self.replicas.replicas[0]
         try:
             version = objects.object_tree_version()
             info["object tree"] = {"1": "v1 (hashdirlower)", "2": "v2 (hashdirmixed)"}[version]
-            if self._store is not None:
-                index = self._archives.index(self._store / dataset_relpath(self._dsid) / ARCHIVE_PATH)
-                info["archive"] = "none" if index is None else f"{len(index.members)} members"
+            source = objects.archive()
+            index = None if source is None else objects.archives.index(source)
+            info["archive"] = "none" if index is None else f"{len(index.members)} members"
         except DssError as e:
             info["status"] = one_line(e)
         return info
@@ -194,7 +199,10 @@ def main() -> None:
     remote = DssRemote(master)
     master.LinkRemote(remote)
     _setup_logging(master)
-    master.Listen()
+    try:
+        master.Listen()
+    finally:
+        remote.close()
 
 
 def _setup_logging(master: Master) -> None:

@@ -29,7 +29,7 @@ from dss_remote.backends.s3 import S3Backend
 from dss_remote.cli import main as cli_main
 from dss_remote.config.mirrors import Mirror
 from dss_remote.config.store_config import read_config
-from dss_remote.replication.dataset_objects import DatasetObjects
+from dss_remote.replication.replica import Replica
 from dss_remote.replication.replica_set import ReplicaSet
 from dss_remote.replication.store_replicas import StoreReplicas, open_replicas
 from ria_store import archive as archive_mod
@@ -73,8 +73,8 @@ class Packed:
     def rs(self) -> ReplicaSet:
         return self.sr.for_dataset(PLAIN_DSID)
 
-    def replica(self, name: str) -> DatasetObjects:
-        return next(r for r in self.rs.replicas if r.label == name)
+    def replica(self, name: str) -> Replica:
+        return self.rs.named(name)
 
     def mirror(self, name: str) -> Backend:
         return self.sr.named(name)
@@ -153,7 +153,7 @@ def packed(store: Path, dsdir: Path, tmp_path: Path, site: Site) -> Packed:
     return build_packed(store, dsdir, tmp_path, site, sample(), "-mx0")
 
 
-def fetch(objects: DatasetObjects | ReplicaSet, key: AnnexKey, tmp_path: Path,
+def fetch(objects: Replica | ReplicaSet, key: AnnexKey, tmp_path: Path,
           progress: Callable[[int], None] | None = None) -> bytes:
     dst = tmp_path / "annex-tmp" / key.text
     dst.parent.mkdir(exist_ok=True)

@@ -18,7 +18,7 @@ from test_archive_mirrors import ARCHIVE_REL, count_calls, fetch, md5_key, write
 from dss_remote.admin.store import add_mirror
 from dss_remote.config.mirrors import Mirror
 from dss_remote.config.store_config import read_config
-from dss_remote.replication import dataset_objects
+from dss_remote.replication import remembered
 from dss_remote.replication.replica_set import ReplicaSet
 from dss_remote.replication.store_replicas import StoreReplicas, open_replicas
 from ria_store.errors import WriteError
@@ -66,7 +66,7 @@ def test_a_mirror_that_missed_keys_is_asked_once_per_key_then_written(
     """Keys on the store but not on m1 (a write_quorum 1 copy while m1 was down): CHECKPRESENT
     finds m1 lacking the key, and the STORE after it writes m1 without asking again. Its root
     `ria-layout-version` and "no archive" are asked once per process, not per key."""
-    full = ReplicaSet([r for r in sr.for_dataset(PLAIN_DSID).replicas if r.label != "m1"])
+    full = ReplicaSet([r for r in sr.for_dataset(PLAIN_DSID).replicas if r.name != "m1"])
     data = {md5_key(c, e): c for e, c in keys(4).items()}
     for key, content in data.items():
         full.store(key, write(tmp_path, content))
@@ -89,7 +89,7 @@ def test_an_archive_appearing_on_a_mirror_is_read_at_once_and_counted_after_the_
     """"No archive" is remembered by CHECKPRESENT only, and only for ARCHIVE_RECHECK_S: a read
     and a removal always look again (so a packed key is served, and never removed behind the
     archive's back), and a look that finds the archive ends the memo."""
-    m1 = next(r for r in sr.for_dataset(PLAIN_DSID).replicas if r.label == "m1")
+    m1 = sr.for_dataset(PLAIN_DSID).named("m1")
     content = os.urandom(300)
     key = md5_key(content, ".p")
     assert m1.present(key) is False
@@ -102,9 +102,9 @@ def test_an_archive_appearing_on_a_mirror_is_read_at_once_and_counted_after_the_
     assert m1.present(key) is True, "the removal saw the archive"
     assert fetch(m1, key, tmp_path) == content
 
-    monkeypatch.setattr(dataset_objects, "ARCHIVE_RECHECK_S", 0.0)
+    monkeypatch.setattr(remembered, "ARCHIVE_RECHECK_S", 0.0)
     sr.named("m2").write_bytes(f"{DS}/ria-layout-version", b"2\n")
-    m2 = next(r for r in sr.for_dataset(PLAIN_DSID).replicas if r.label == "m2")
+    m2 = sr.for_dataset(PLAIN_DSID).named("m2")
     assert m2.present(key) is False
     sr.named("m2").put_file(archive, ARCHIVE_REL)
     assert m2.present(key) is True, "with a recheck time of 0, present looks every time"

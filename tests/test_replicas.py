@@ -197,7 +197,7 @@ def test_read_only_mirror_is_never_written_nor_counted(
         store: Path, read_only_copy: Path, payload: Path) -> None:
     sr = replicas(store)
     rs = sr.for_dataset(PLAIN_DSID)
-    assert ([r.label for r in rs.replicas], [r.label for r in rs.writers], rs.quorum) == (
+    assert ([r.name for r in rs.replicas], [r.name for r in rs.writers], rs.quorum) == (
         ["store", "m1", "m2", "ro"], ["store", "m1", "m2"], 3)
     rs.store(KEY, payload)
     assert not (read_only_copy / REL).exists()

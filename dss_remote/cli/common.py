@@ -22,7 +22,8 @@ def store_and_datasets(p: argparse.ArgumentParser) -> None:
 
 
 def open_selected(args: argparse.Namespace) -> tuple[StoreReplicas, list[str]]:
-    """The store's replicas and the datasets `--dataset` names (default: every dataset)."""
+    """The store's replicas and the datasets `--dataset` names (default: every dataset); the
+    caller closes the replicas (`with sr:`), which shuts down their writer threads."""
     store = ria.open_store(args.store.absolute())
     if args.dataset:
         datasets = [check_dataset_id(d) for d in args.dataset]

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _fsck(args: argparse.Namespace) -> int:
     sr, datasets = open_selected(args)
-    with progress("fsck") as tick:
+    with sr, progress("fsck") as tick:
         findings = fsck(sr, datasets, args.replica, deep=args.deep, progress=tick)
     if args.json:
         print(json.dumps({"datasets": len(datasets), "replicas": [n for n, _ in sr.backends],

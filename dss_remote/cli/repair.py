@@ -24,10 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _repair(args: argparse.Namespace) -> int:
     sr, datasets = open_selected(args)
-    with progress("fsck") as tick:
-        findings = fsck(sr, datasets, args.replica, deep=args.deep, progress=tick)
-    with progress("repair") as tick:
-        done, failed = repair(sr, findings, tick)
+    with sr:
+        with progress("fsck") as tick:
+            findings = fsck(sr, datasets, args.replica, deep=args.deep, progress=tick)
+        with progress("repair") as tick:
+            done, failed = repair(sr, findings, tick)
     for line in done:
         print(f"repaired {line}")
     for line in failed:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import time
 from pathlib import Path
 
 from ria_store import store as ria
@@ -34,14 +33,9 @@ from ..backends.checksums import Digests
 
 logger = logging.getLogger(__name__)
 
-#: how long a mirror's answer "no archives/archive.7z" is trusted by `present` (seconds)
-ARCHIVE_RECHECK_S = 30.0
-#: keys `present` last saw without a loose object on a mirror (so `store` can skip its HEAD)
-_ABSENT_MEMO_MAX = 4096
-
 
 class DatasetObjects:
-    """Key operations for dataset `dsid` in the store behind `backend`.
+    """Key operations for dataset `dsid` in the store behind `backend`, on the replica `name`.
 
     Layout versions are read on first use and cached for the process; an absent key is
     confirmed by re-checking that the dataset directory is still there, so an unmounted store
@@ -52,13 +46,8 @@ class DatasetObjects:
     where the replica is a directory on this machine, else by ranged reads through the backend
     (`archive`), so a bucket answers for packed keys without anyone downloading the archive.
 
-    Requests to a mirror reached over the network are the cost of every key operation, so a
-    process remembers three answers there (never on a directory on this machine, where a look
-    is a stat): the mirror's root `ria-layout-version` once seen (the mirror is the right bucket
-    and prefix; an outage still shows as an error, not as "absent"); "no archive" for
-    ARCHIVE_RECHECK_S, in `present` only (`retrieve` and `remove` always look again); and which
-    keys `present` just found missing, so the `store` git-annex sends next does not ask again.
-    Each memo can only make dss write a copy that is already there, never skip one.
+    Every call looks afresh; `remembered.RememberingObjects` saves a replica reached over the
+    network the requests whose answers it can safely remember.
     """
 
     def __init__(self, backend: Backend, dsid: str, archives: ArchiveReader | None = None,
@@ -67,19 +56,15 @@ class DatasetObjects:
         self.dsid = dsid
         self.ds_rel = dataset_relpath(dsid)
         self.archives = archives or ArchiveReader()
-        self.label = name or backend.url
+        #: the replica's name in the store's config (its url when it has none)
+        self.name = name or backend.url
         #: set for a mirror: the layout version its datasets get when their first key arrives
         self.mirror_version = mirror_version
         self._version: str | None = None
         self._on_mirror: bool | None = None  # does the mirror hold this dataset's version file?
-        #: request-saving memos, for a replica reached over the network only (see the docstring)
-        self._remote = backend.local_root is None
-        self._root_seen = False
-        self._no_archive_until = 0.0
-        self._absent: set[str] = set()
 
     @property
-    def name(self) -> str:
+    def url(self) -> str:
         return self.backend.url
 
     # -- layout -------------------------------------------------------------------------
@@ -101,9 +86,9 @@ class DatasetObjects:
             self._on_mirror = False
             return self.mirror_version or DEFAULT_OBJECT_TREE_VERSION
         self._on_mirror = True
-        version, _flags = parse_version_file(text, f"{self.name}/{rel}")
+        version, _flags = parse_version_file(text, f"{self.url}/{rel}")
         if version not in OBJECT_TREE_VERSIONS:
-            raise UnavailableError(f"{self.name}/{rel}: unknown layout version {version!r} "
+            raise UnavailableError(f"{self.url}/{rel}: unknown layout version {version!r} "
                                    f"(known: {', '.join(OBJECT_TREE_VERSIONS)}); upgrade dss-remote")
         return version
 
@@ -121,50 +106,48 @@ class DatasetObjects:
         info = self.backend.info(rel)
         if info is None:
             return None
-        return ArchiveSource(f"{self.name}/{rel}", info.size, (info.size, info.revision),
+        return ArchiveSource(f"{self.url}/{rel}", info.size, (info.size, info.revision),
                              functools.partial(self.backend.read_range, rel))
 
-    def archived(self, key: AnnexKey) -> tuple[ArchiveSource, Member] | None:
-        """The archive and its member holding `key`, if this replica's archive has it at the size
-        the key says; ArchiveError if the archive is there but unreadable."""
-        source = self.archive()
-        # a look that finds no archive is trusted by `present` for a while; one that finds it, not
-        self._no_archive_until = (time.monotonic() + ARCHIVE_RECHECK_S
-                                  if source is None and self._remote else 0.0)
-        if source is None:
-            return None
+    def member(self, source: ArchiveSource, key: AnnexKey) -> tuple[ArchiveSource, Member] | None:
+        """The member of the archive `source` holding `key` at the size the key says, if any;
+        ArchiveError if the archive is there but unreadable."""
         member = self.archives.find(source, archive_members(key))
         if member is None:
             return None
         expected = key.expected_size
         if expected is not None and member.size != expected:
             logger.warning("%s: archive member %s has %d bytes, key says %d; ignoring it",
-                           self.name, member.name, member.size, expected)
+                           self.url, member.name, member.size, expected)
             return None
         return source, member
 
-    def _confirm_dataset(self) -> None:
+    def archived(self, key: AnnexKey) -> tuple[ArchiveSource, Member] | None:
+        """The archive and its member holding `key`, if this replica's archive has it at the size
+        the key says; ArchiveError if the archive is there but unreadable."""
+        source = self.archive()
+        return None if source is None else self.member(source, key)
+
+    def confirm_dataset(self) -> None:
         """Raise UnavailableError unless the dataset directory is still reachable."""
         if self.backend.local_root is None or self.mirror_version is not None:
             # A mirror that holds its store-level version file answers for its datasets: one
             # without this dataset simply lacks its keys. Without that file it is not mounted,
             # or the url points at the wrong bucket or prefix.
-            if self._root_seen:
-                return
             if self.backend.info(VERSION_FILE) is None:
                 raise UnavailableError(
-                    f"{self.name}: no {VERSION_FILE} at the mirror's root (not mounted, or the wrong "
+                    f"{self.url}: no {VERSION_FILE} at the mirror's root (not mounted, or the wrong "
                     "bucket/prefix; `dss mirror add` writes it, `dss sync` restores it)")
-            self._root_seen = self._remote
             return
         if self.backend.info(f"{self.ds_rel}/{VERSION_FILE}") is None:
             self._version = None
             self.object_tree_version()  # raises the precise error (store gone, dataset gone)
-            raise UnavailableError(f"{self.name}: dataset {self.dsid} vanished during the run")
+            raise UnavailableError(f"{self.url}: dataset {self.dsid} vanished during the run")
 
-    def _has_loose(self, key: AnnexKey, rel: str) -> bool:
+    def has_loose(self, key: AnnexKey) -> bool:
         """A loose object of the size the key says; a wrong-sized one counts as absent, so
         git-annex never trusts (and drops other copies for) a corrupt object, and re-stores it."""
+        rel = self._rel(key)
         info = self.backend.info(rel)
         if info is None:
             return False
@@ -172,23 +155,16 @@ class DatasetObjects:
         if expected is None or info.size == expected:
             return True
         logger.warning("%s: %s has %d bytes, key says %d: treating it as absent",
-                       self.name, rel, info.size, expected)
+                       self.url, rel, info.size, expected)
         return False
 
     # -- key operations -----------------------------------------------------------------
     def present(self, key: AnnexKey) -> bool:
-        if self._has_loose(key, self._rel(key)):
-            self._absent.discard(key.text)
+        """Whether the key is loose or packed here; False only once the dataset directory is
+        confirmed reachable (else UnavailableError: "cannot tell")."""
+        if self.has_loose(key) or self.archived(key) is not None:
             return True
-        if self._remote and time.monotonic() < self._no_archive_until:
-            pass  # this mirror had no archive a moment ago
-        elif self.archived(key) is not None:
-            return True
-        self._confirm_dataset()
-        if self._remote:
-            if len(self._absent) >= _ABSENT_MEMO_MAX:
-                self._absent.clear()
-            self._absent.add(key.text)
+        self.confirm_dataset()
         return False
 
     def retrieve(self, key: AnnexKey, dst: Path, progress: Progress | None = None,
@@ -214,8 +190,8 @@ class DatasetObjects:
             if found is None:
                 if corrupt is not None:
                     raise corrupt
-                self._confirm_dataset()
-                raise NotFoundError(f"{self.name}: {key} is not in dataset {self.dsid} "
+                self.confirm_dataset()
+                raise NotFoundError(f"{self.url}: {key} is not in dataset {self.dsid} "
                                     "(neither loose nor in archives/archive.7z)")
             source, member = found
             os.ftruncate(fd, 0)
@@ -233,7 +209,7 @@ class DatasetObjects:
         expected = key.expected_size
         if expected is not None and n != expected:
             return CorruptError(
-                f"{self.name}: {where} has {n} bytes but key {key} says {expected} (corrupt object; "
+                f"{self.url}: {where} has {n} bytes but key {key} says {expected} (corrupt object; "
                 "`dss fsck` then `dss repair` fixes it from a good replica)")
         algo_want = key.checksum if checksum else None
         if algo_want is None:
@@ -245,13 +221,14 @@ class DatasetObjects:
         if got == want:
             return None
         return CorruptError(
-            f"{self.name}: {where} does not match its key {key} ({algo} differs; corrupt object: "
+            f"{self.url}: {where} does not match its key {key} ({algo} differs; corrupt object: "
             "`dss fsck` then `dss repair` fixes it from a good replica)")
 
     def store(self, key: AnnexKey, src: Path, progress: Progress | None = None,
               replace: bool = False) -> None:
-        """Publish `src` as the key's loose object, unless a right-sized one is there already
-        (`replace` overwrites it: repair of a same-sized corrupt copy)."""
+        """Publish `src` as the key's loose object, unless a right-sized one is there already;
+        `replace` writes without looking (repair of a same-sized corrupt copy, or a key the
+        caller has just seen missing)."""
         expected = key.expected_size
         try:
             have = os.stat(src).st_size
@@ -261,11 +238,9 @@ class DatasetObjects:
             raise WriteError(f"refusing to store {key}: local file {src} has {have} bytes, the key "
                              f"says {expected} (run `git annex fsck` on this clone)")
         if not self.backend.writable:
-            raise WriteError(f"{self.name} is read-only; copy to a writable url (ria+file)")
-        rel = self._rel(key)
-        just_seen_missing = key.text in self._absent
-        self._absent.discard(key.text)
-        if not replace and not just_seen_missing and self._has_loose(key, rel):
+            raise WriteError(f"{self.url} is read-only; copy to a writable url (ria+file)")
+        rel = self._rel(key)  # reads the layout version first: `_on_mirror` depends on it
+        if not replace and self.has_loose(key):
             return
         if self._on_mirror is False:
             # first key of this dataset on the mirror: make it a RIA dataset dir there too
@@ -276,16 +251,16 @@ class DatasetObjects:
     def remove(self, key: AnnexKey) -> None:
         if self.archived(key) is not None:
             raise WriteError(
-                f"{self.name}: {key} is also packed in {self.ds_rel}/{ARCHIVE_PATH}, which dss "
+                f"{self.url}: {key} is also packed in {self.ds_rel}/{ARCHIVE_PATH}, which dss "
                 "does not rewrite, so it would stay retrievable; nothing was removed (re-pack the "
                 "archive without it, or keep it)")
         self.backend.remove(self._rel(key))
 
     def whereis(self, key: AnnexKey) -> str | None:
-        rel = self._rel(key)
-        if self._has_loose(key, rel):
+        if self.has_loose(key):
+            rel = self._rel(key)
             root = self.backend.local_root
-            return str(root / rel) if root is not None else f"{self.name}/{rel}"
+            return str(root / rel) if root is not None else f"{self.url}/{rel}"
         found = self.archived(key)
         if found is not None:
             return f"{found[0].name}:{found[1].name}"

@@ -95,12 +95,12 @@ def scan_dataset(sr: StoreReplicas, dsid: str, names: Iterable[str],
     names = list(names)
     ds_rel = dataset_relpath(dsid)
     scan = DatasetScan(dsid, {}, {})
-    version_of = sr.for_dataset(dsid).replicas
+    rs = sr.for_dataset(dsid)
     unlisted = [n for n in names if not sr.named(n).listable]
     for name, backend in sr.backends:
         if not backend.listable or (name not in names and not unlisted):
             continue
-        objects = next(r for r in version_of if r.label == name)
+        objects = rs.named(name)
         try:
             version = objects.object_tree_version()
             listing = {o.relpath: o for o in backend.iter_objects(f"{ds_rel}/{OBJECTS_DIR}")}

@@ -21,6 +21,7 @@ from ria_store.keys import AnnexKey, parse_key
 from ria_store.layout import ARCHIVE_PATH, archive_members, dataset_relpath
 
 from .fsck import Finding, verify_member
+from .replica import Failures, Replica, first_success
 from .store_replicas import StoreReplicas
 
 logger = logging.getLogger(__name__)
@@ -30,19 +31,15 @@ def source_for(sr: StoreReplicas, dsid: str, key: AnnexKey, exclude: str,
                dst: str) -> str:
     """Fetch a verified copy of `key` into `dst` from the first replica other than `exclude`
     that has a good one; return its name. DssError names every replica tried."""
-    failures: list[tuple[str, DssError]] = []
-    for obj in sr.for_dataset(dsid).replicas:
-        if obj.label == exclude:
-            continue
-        try:
-            obj.retrieve(key, Path(dst))
-            return obj.label
-        except DssError as e:
-            failures.append((obj.label, e))
-    tried = "; ".join(f"[{n}] {one_line(e)}" for n, e in failures) or "no other replica"
-    if all(isinstance(e, NotFoundError) for _, e in failures):
-        raise NotFoundError(f"{key} is on no other replica ({tried})")
-    raise DssError(f"no good copy of {key} on any other replica: {tried}")
+    def error(failures: Failures) -> DssError:
+        tried = failures.line() or "no other replica"
+        if failures.all_absent():
+            return NotFoundError(f"{key} is on no other replica ({tried})")
+        return DssError(f"no good copy of {key} on any other replica: {tried}")
+
+    others = [r for r in sr.for_dataset(dsid).replicas if r.name != exclude]
+    source, _ = first_success(others, lambda r: r.retrieve(key, Path(dst)), error, f"repair {key}: copy")
+    return source.name
 
 
 def copy_key(sr: StoreReplicas, dsid: str, key: AnnexKey, target: str) -> str:
@@ -51,8 +48,7 @@ def copy_key(sr: StoreReplicas, dsid: str, key: AnnexKey, target: str) -> str:
     os.close(fd)
     try:
         source = source_for(sr, dsid, key, target, tmp)
-        obj = next(r for r in sr.for_dataset(dsid).replicas if r.label == target)
-        obj.store(key, Path(tmp), replace=True)
+        sr.for_dataset(dsid).named(target).store(key, Path(tmp), replace=True)
         return source
     finally:
         os.unlink(tmp)
@@ -76,27 +72,28 @@ def copy_archive(sr: StoreReplicas, dsid: str, target: str, keys: Iterable[Annex
     `keys` intact; return that replica's name. DssError names every replica tried."""
     rel = f"{dataset_relpath(dsid)}/{ARCHIVE_PATH}"
     keys = list(keys)
-    failures: list[str] = []
+    rs = sr.for_dataset(dsid)
+    dst = rs.named(target)
     fd, tmp = tempfile.mkstemp(prefix="dss-repair-", suffix=".7z")
+
+    def download(r: Replica) -> None:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        r.backend.get_file(rel, fd)
+        _check_archive(Path(tmp), r.name, keys)
+
+    def error(failures: Failures) -> DssError:
+        return DssError(f"no good copy of {rel} on any other replica: "
+                        f"{failures.line() or 'no other replica'}")
+
     try:
-        for obj in sr.for_dataset(dsid).replicas:
-            if obj.label == target:
-                continue
-            try:
-                os.ftruncate(fd, 0)
-                os.lseek(fd, 0, os.SEEK_SET)
-                obj.backend.get_file(rel, fd)
-                _check_archive(Path(tmp), obj.label, keys)
-            except DssError as e:
-                failures.append(f"[{obj.label}] {one_line(e)}")
-                continue
-            dst = next(r for r in sr.for_dataset(dsid).replicas if r.label == target)
-            dst.backend.put_file(Path(tmp), rel)
-            return obj.label
+        others = [r for r in rs.replicas if r.name != target]
+        source, _ = first_success(others, download, error, f"repair {target}'s {rel}: copy")
+        dst.backend.put_file(Path(tmp), rel)
+        return source.name
     finally:
         os.close(fd)
         os.unlink(tmp)
-    raise DssError(f"no good copy of {rel} on any other replica: {'; '.join(failures) or 'no other replica'}")
 
 
 def _is_archive(f: Finding) -> bool:

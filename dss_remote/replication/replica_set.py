@@ -12,23 +12,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from ria_store.atomic import TMP_PREFIX
-from ria_store.errors import DssError, NotFoundError, UnavailableError, WriteError, from_os_error, one_line
+from ria_store.errors import DssError, NotFoundError, UnavailableError, WriteError, from_os_error
 from ria_store.keys import AnnexKey
 
 from ..backends.base import Progress
 from . import repair_queue
-from .dataset_objects import DatasetObjects
+from .replica import Failures, Replica, first_success, named
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def _joined(failures: list[tuple[str, DssError]], named: bool = True) -> str:
-    """One line for all failures; each prefixed with its replica's name when there are several."""
-    if not named:
-        return "; ".join(one_line(e) for _, e in failures)
-    return "; ".join(f"[{name}] {one_line(e)}" for name, e in failures)
 
 
 class _MinProgress:
@@ -70,7 +63,7 @@ class ReplicaSet:
       writer may still hold the key.
     """
 
-    def __init__(self, replicas: list[DatasetObjects], quorum: int | None = None) -> None:
+    def __init__(self, replicas: list[Replica], quorum: int | None = None) -> None:
         if not replicas:
             raise ValueError("a ReplicaSet needs at least one replica")
         self.replicas = replicas
@@ -81,10 +74,20 @@ class ReplicaSet:
         self.quorum = (len(self.writers) if quorum is None else quorum) if self.writers else 1
         self._pool: ThreadPoolExecutor | None = None
 
-    def _why(self, failures: list[tuple[str, DssError]]) -> str:
-        return _joined(failures, named=len(self.replicas) > 1)
+    def __enter__(self) -> ReplicaSet:
+        return self
 
-    def _each(self, work: Callable[[int, DatasetObjects], T]) -> list[T | DssError]:
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _why(self, failures: Failures) -> str:
+        return failures.line(named=len(self.replicas) > 1)
+
+    def named(self, name: str) -> Replica:
+        """The replica called `name`; DssError naming the replicas there are."""
+        return named(((r.name, r) for r in self.replicas), name)
+
+    def _each(self, work: Callable[[int, Replica], T]) -> list[T | DssError]:
         """Run `work` on every writer (in parallel when there are several); DssErrors are
         returned in place of results."""
         def one(i: int) -> T | DssError:
@@ -100,6 +103,14 @@ class ReplicaSet:
                                             thread_name_prefix="dss-replica")
         return list(self._pool.map(one, range(len(self.writers))))
 
+    def _failed(self, results: list[T | DssError]) -> Failures:
+        """The writers whose result in `results` (from `_each`) is an error."""
+        failures = Failures()
+        for r, e in zip(self.writers, results, strict=True):
+            if isinstance(e, DssError):
+                failures.add(r.name, e)
+        return failures
+
     def present(self, key: AnnexKey) -> bool:
         """Present when `quorum` replicas hold the key: "stored as the store's policy asks".
         A key on fewer is absent, so `copy --to` writes it again (filling the replicas that miss
@@ -107,7 +118,7 @@ class ReplicaSet:
         safe side when some replicas cannot answer (git-annex only drops on "present"); only when
         none can answer is it "cannot tell" (an unmounted store without reachable mirrors)."""
         have = 0
-        failures: list[tuple[str, DssError]] = []
+        failures = Failures()
         asked = self.writers or self.replicas
         for i, r in enumerate(asked):
             try:
@@ -116,7 +127,7 @@ class ReplicaSet:
                     if have >= self.quorum:
                         return True
             except DssError as e:
-                failures.append((r.label, e))
+                failures.add(r.name, e)
             if have + len(asked) - i - 1 < self.quorum and len(failures) <= i:
                 # the quorum cannot hold any more and some replica answered: "absent" without
                 # asking the rest (a new key costs the mirrors no request until it is stored)
@@ -133,25 +144,22 @@ class ReplicaSet:
         into place: git-annex verifies `dst` while it grows (tailing it), so bytes written there
         must never be taken back. The last replica (the only one, without mirrors) writes `dst`
         directly with a size check; git-annex's own verification covers its checksum."""
-        failures: list[tuple[str, DssError]] = []
-        for i, r in enumerate(self.replicas):
-            try:
-                if i == len(self.replicas) - 1:
-                    r.retrieve(key, dst, progress, checksum=False)
-                else:
-                    self._retrieve_verified(r, key, dst, progress)
-                if failures:
-                    logger.info("%s: read from %s after %s", key, r.label, self._why(failures))
-                return
-            except DssError as e:
-                logger.debug("retrieve %s from %s failed: %s", key, r.label, e)
-                failures.append((r.label, e))
-        if all(isinstance(e, NotFoundError) for _, e in failures):
-            raise NotFoundError(self._why(failures))
-        raise UnavailableError(self._why(failures))
+        last = self.replicas[-1]
+
+        def attempt(r: Replica) -> None:
+            if r is last:
+                r.retrieve(key, dst, progress, checksum=False)
+            else:
+                self._retrieve_verified(r, key, dst, progress)
+
+        def error(failures: Failures) -> DssError:
+            kind = NotFoundError if failures.all_absent() else UnavailableError
+            return kind(self._why(failures))
+
+        first_success(self.replicas, attempt, error, f"{key}: read")
 
     @staticmethod
-    def _retrieve_verified(r: DatasetObjects, key: AnnexKey, dst: Path, progress: Progress | None) -> None:
+    def _retrieve_verified(r: Replica, key: AnnexKey, dst: Path, progress: Progress | None) -> None:
         tmp = dst.with_name(f"{TMP_PREFIX}{dst.name}")
         try:
             r.retrieve(key, tmp, progress)
@@ -167,22 +175,21 @@ class ReplicaSet:
     def _refuse_read_only(self, what: str) -> None:
         if self.read_only:
             raise WriteError(f"cannot {what}: this remote reaches the store read-only "
-                             f"({self.replicas[0].label}); push with a writable url "
+                             f"({self.replicas[0].name}); push with a writable url "
                              "(git config remote.NAME.dss-url ria+file:///path/to/store)")
 
     def store(self, key: AnnexKey, src: Path, progress: Progress | None = None) -> None:
         self._refuse_read_only(f"store {key}")
         tracker = _MinProgress(progress, len(self.writers)) if progress is not None else None
 
-        def one(i: int, r: DatasetObjects) -> None:
+        def one(i: int, r: Replica) -> None:
             report = tracker.for_replica(i) if tracker is not None else None
             r.store(key, src, report)
             if report is not None:  # a replica that had the key already reported nothing
                 report(src.stat().st_size)
 
         results = self._each(one)
-        failures = [(r.label, e) for r, e in zip(self.writers, results, strict=True)
-                    if isinstance(e, DssError)]
+        failures = self._failed(results)
         if not failures:
             return
         took = [r for r, e in zip(self.writers, results, strict=True) if not isinstance(e, DssError)]
@@ -199,8 +206,7 @@ class ReplicaSet:
     def remove(self, key: AnnexKey) -> None:
         self._refuse_read_only(f"remove {key}")
         results = self._each(lambda _i, r: r.remove(key))
-        failures = [(r.label, e) for r, e in zip(self.writers, results, strict=True)
-                    if isinstance(e, DssError)]
+        failures = self._failed(results)
         if failures:
             raise WriteError(f"{self._why(failures)} (the key may still be there; fix and drop again)")
 
@@ -216,6 +222,9 @@ class ReplicaSet:
         return " ".join(places) or None
 
     def close(self) -> None:
+        """Shut down the writer threads (waiting for any running write); the set can still be
+        used afterwards, and then starts new ones."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+            logger.debug("dataset %s: replica writer threads shut down", self.replicas[0].dsid)

@@ -18,6 +18,8 @@ from ..config import paths
 from ..config.mirrors import PRIMARY_NAME, Mirror
 from ..config.store_config import StoreConfig, parse_config, read_config
 from .dataset_objects import DatasetObjects
+from .remembered import remembering
+from .replica import Replica, named
 from .replica_set import ReplicaSet
 
 logger = logging.getLogger(__name__)
@@ -25,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StoreReplicas:
-    """The POSIX store (first, cheapest) and its mirrors in configured order."""
+    """The POSIX store (first, cheapest) and its mirrors in configured order. `close` (or a
+    `with` block) shuts down the writer threads of every dataset's ReplicaSet made here."""
 
     config: StoreConfig
     backends: list[tuple[str, Backend]]
@@ -35,12 +38,19 @@ class StoreReplicas:
     def primary(self) -> Backend:
         return self.backends[0][1]
 
+    def __enter__(self) -> StoreReplicas:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for rs in self._sets.values():
+            rs.close()
+
     def named(self, name: str) -> Backend:
-        for n, b in self.backends:
-            if n == name:
-                return b
-        names = ", ".join(n for n, _ in self.backends)
-        raise DssError(f"no replica named {name!r} (this store has: {names})")
+        """The backend of the replica called `name`; DssError naming the replicas there are."""
+        return named(self.backends, name)
 
     def for_dataset(self, dsid: str, archives: ArchiveReader | None = None) -> ReplicaSet:
         """The dataset's ReplicaSet, made once (layout versions are then read once per replica)."""
@@ -49,14 +59,15 @@ class StoreReplicas:
         return self._sets[dsid]
 
     def _replica_set(self, dsid: str, archives: ArchiveReader) -> ReplicaSet:
-        primary = DatasetObjects(self.primary, dsid, archives, name=PRIMARY_NAME)
+        primary = remembering(DatasetObjects(self.primary, dsid, archives, name=PRIMARY_NAME))
         version = DEFAULT_OBJECT_TREE_VERSION
         try:
             version = primary.object_tree_version()
         except DssError as e:  # unmounted here: the mirrors carry their own version files
             logger.debug("store not readable, mirrors use their own layout version: %s", e)
-        replicas = [primary] + [DatasetObjects(b, dsid, archives, name=n, mirror_version=version)
-                                for n, b in self.backends[1:]]
+        replicas: list[Replica] = [primary]
+        replicas += [remembering(DatasetObjects(b, dsid, archives, name=n, mirror_version=version))
+                     for n, b in self.backends[1:]]
         return ReplicaSet(replicas, self.config.quorum)
 
 
