@@ -104,7 +104,7 @@ class DssRemote(SpecialRemote):
             git = read_git_remote_config(self.annex.getgitdir(), name)
         except ProtocolError as e:  # git-annex before 8.20210127: no per-clone overrides
             logger.debug("no git remote name: %s", e)
-        resolver = Resolver(git, self.annex.getconfig, {})
+        resolver = Resolver(git, self.annex.getconfig)  # git config > annex config > default
         url = resolver.url()  # the store's own config can only be read once we know the store
         if not url:
             raise UrlError("this remote has no url; run `git annex enableremote NAME "

@@ -13,8 +13,10 @@ from dss_remote.admin.sibling import create_sibling
 def test_git_annex_testremote_passes_in_full(store: Path, dataset: Path) -> None:
     require_tool("git-annex-remote-dss")
     create_sibling(dataset, "store", f"ria+file://{store}")
-    # not --fast: all key sizes x chunk sizes {0, 1048, 10485, 1 MiB} x encryption {none, shared},
-    # plus the "unavailable remote" group (checkpresent must error, not say absent)
+    # not --fast: all key sizes x chunk sizes {0, 1048, 10485, 1 MiB} x encryption {none, shared}.
+    # Its "unavailable remote" group never runs our program: git-annex swaps the externaltype to
+    # `!dne!` ("Cannot run git-annex-remote-!dne!"), so it tests git-annex, not our CHECKPRESENT on
+    # an unmounted store; tests/test_e2e_remote_availability.py does that with real git annex.
     res = run("git", "annex", "testremote", "store-storage", cwd=dataset, check=False, timeout=900)
     tail = (res.stdout + res.stderr)[-3000:]
     assert res.returncode == 0, tail

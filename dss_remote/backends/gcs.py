@@ -60,10 +60,17 @@ _SDK_ERRORS = (gexc.GoogleAPIError, gauth_exc.GoogleAuthError, DataCorruption, I
 # the IAM permission each kind of operation needs, named in access-denied messages
 _PERMISSIONS = {"read": "storage.objects.get", "write": "storage.objects.create",
                 "delete": "storage.objects.delete", "list": "storage.objects.list"}
+#: google-cloud-storage's convention: when set (scheme, host and port), an emulator without credentials
+EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 _CREDENTIALS_FIX = ("run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS")
 # untyped in their libraries; called through Any so strict mypy accepts the calls
 _Crc32c: Any = google_crc32c.Checksum
 _Anonymous: Any = AnonymousCredentials
+
+
+def _emulator_host() -> str | None:
+    """The GCS emulator google-cloud-storage uses when no endpoint is given, if any."""
+    return os.environ.get(EMULATOR_ENV) or None
 
 
 def split_gs_url(url: str) -> tuple[str, str]:
@@ -157,6 +164,9 @@ class GcsBackend(Backend):
     service that does not verify declared hashes (fake-gcs-server) is caught afterwards: the hashes the
     upload's answer reports must equal the source's, or the object is deleted. Credentials come from
     Google's ADC only; with a custom endpoint (an emulator) and no ADC, requests go unauthenticated.
+    Without an endpoint in the mirror's config, google-cloud-storage's convention holds: when
+    STORAGE_EMULATOR_HOST is set, that emulator is the endpoint and no credentials are sent. An
+    endpoint in the config wins over the variable.
     """
 
     kind = "gcs"
@@ -189,6 +199,10 @@ class GcsBackend(Backend):
             return self._bucket_obj
 
     def _credentials(self) -> tuple[Any, str | None]:
+        if not self.endpoint_url and _emulator_host():
+            # storage.Client then talks to the emulator; it takes no credentials, and looking for
+            # ADC would fail (or find real ones) on a machine that has none for it
+            return _Anonymous(), "dss"
         try:
             credentials, project = google.auth.default()
         except gauth_exc.DefaultCredentialsError as e:
@@ -202,7 +216,10 @@ class GcsBackend(Backend):
         return f"{self.prefix}/{relpath}" if self.prefix else relpath
 
     def _endpoint(self) -> str:
-        return self.endpoint_url or "storage.googleapis.com"
+        if self.endpoint_url:
+            return self.endpoint_url
+        emulator = _emulator_host()
+        return f"{EMULATOR_ENV}={emulator}" if emulator else "storage.googleapis.com"
 
     def _error(self, e: BaseException, op: str, relpath: str | None = None) -> DssError:
         """Our error for an SDK failure during `op` (read, write, delete, list)."""

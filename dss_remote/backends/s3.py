@@ -56,6 +56,8 @@ META_CRC32 = "dss-crc32"
 #: source, `<hex>-<parts>`: what the service must report (x-amz-meta-dss-crc32-composite)
 META_CRC32_COMPOSITE = "dss-crc32-composite"
 
+#: boto3's own endpoint variables, most specific first; it reads them when no endpoint_url is given
+ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 # "classic": the CRT transfer client (when awscrt is installed) handles checksums its own way
 TRANSFER = TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART, use_threads=True,
                           preferred_transfer_client="classic")
@@ -179,6 +181,8 @@ class S3Backend(Backend):
     (multipart) must match the source, or the object is deleted (moto and some S3-compatible
     stores verify nothing, and a source that changed after the first pass passes S3's own checks).
     Credentials come from boto3's chain only (env, AWS_PROFILE, instance roles), never from dss config.
+    So does the endpoint when the mirror's config names none: boto3 reads AWS_ENDPOINT_URL_S3,
+    AWS_ENDPOINT_URL or a profile's endpoint_url itself. An endpoint in the config wins over those.
     Listings carry no encryption details, so iter_objects reports an ETag as md5 even on an SSE-KMS
     bucket, where it is not one; info() knows better and is what fsck relies on.
     """
@@ -223,9 +227,13 @@ class S3Backend(Backend):
     def _endpoint(self) -> str:
         if self.endpoint_url:
             return self.endpoint_url
-        if self._client_obj is not None:
-            return str(self._client_obj.meta.endpoint_url)
-        return f"the S3 endpoint of region {self.region or 'us-east-1'}"
+        if self._client_obj is None:
+            return f"the S3 endpoint of region {self.region or 'us-east-1'}"
+        used = str(self._client_obj.meta.endpoint_url)
+        for name in ENDPOINT_ENVS:  # name the variable boto3 took it from: that is what to fix
+            if os.environ.get(name, "").rstrip("/") == used.rstrip("/"):
+                return f"{name}={used}"
+        return used
 
     def _error(self, e: BaseException, op: str, relpath: str | None = None) -> DssError:
         """Our error for an SDK failure during `op` (read, write, delete, list)."""

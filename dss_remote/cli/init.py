@@ -18,8 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("store", type=Path, help="directory of the store (created if missing)")
     p.add_argument("--mirror", action="append", default=[], metavar="URL",
                    help="s3://bucket/prefix or gs://bucket/prefix to mirror the store to (repeatable)")
-    p.add_argument("--endpoint-url", help="S3 endpoint for the s3:// mirrors (S3-compatible services)")
-    p.add_argument("--gcs-endpoint-url", help="GCS JSON API endpoint for the gs:// mirrors")
+    p.add_argument("--endpoint-url", help="S3 endpoint for the s3:// mirrors (S3-compatible services), "
+                   "kept in the store's config; without it, each machine's AWS_ENDPOINT_URL_S3 or "
+                   "AWS_ENDPOINT_URL applies")
+    p.add_argument("--gcs-endpoint-url", help="GCS JSON API endpoint for the gs:// mirrors, kept in the "
+                   "store's config; without it, each machine's STORAGE_EMULATOR_HOST applies (an "
+                   "emulator, no credentials)")
     p.add_argument("--region", help="region of the s3:// mirrors")
     p.add_argument("--storage-class", help="storage class for objects on the mirrors")
     p.add_argument("--write-quorum", help='"all" (default) or how many replicas must take each write')

@@ -1,7 +1,9 @@
 """Settings of the dss special remote, declared once, resolved in one place.
 
-Precedence: git config `remote.<name>.dss-<item>` > the annex config (initremote parameters,
-kept in the git-annex branch) > the store's `dss/config.json` > the default.
+Three levels, highest first: git config `remote.<name>.dss-<item>` (per clone) > the annex config
+(initremote parameters, kept in the git-annex branch) > the default. The store's `dss/config.json`
+is no level here: these settings say where the store is, so they are needed before it can be read.
+For `url`, git config `remote.<name>.ora-url` (set by `datalad clone`) counts like `dss-url`.
 """
 
 from __future__ import annotations
@@ -37,16 +39,14 @@ _ORA_URL = "ora-url"
 
 @dataclass(frozen=True)
 class Resolver:
-    """Resolves settings for one remote from its sources, in precedence order."""
+    """Resolves settings for one remote: git config `dss-<item>` > annex config > default."""
 
     git: Mapping[str, str]
     annex: Callable[[str], str]
-    store: Mapping[str, str]
 
     def get(self, name: str) -> str | None:
         setting = SETTINGS[name]
-        for value in (self.git.get(f"dss-{name}"), self.annex(name) or None,
-                      self.store.get(name), setting.default):
+        for value in (self.git.get(f"dss-{name}"), self.annex(name) or None, setting.default):
             if value:
                 return value
         return None
