@@ -45,6 +45,7 @@ setup(
             "moto[server]>=5.0",  # a real S3 server on loopback
             "gcp-storage-emulator>=2024.8",  # a real GCS JSON API server on loopback
             "requests>=2.28",
+            "psutil>=5.9",      # the tests find and end the processes they started (/proc environ)
             "boto3-stubs[s3]>=1.36",
             "types-tqdm",
             "types-requests",   # stubs for mypy --strict of dss_remote.webhooks
