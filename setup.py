@@ -46,6 +46,7 @@ setup(
             "gcp-storage-emulator>=2024.8",  # a real GCS JSON API server on loopback
             "trustme>=1.1",     # a throwaway CA and server certificates for the https mirror tests
             "requests>=2.28",
+            "psutil>=5.9",      # the tests find and end the processes they started (/proc environ)
             "boto3-stubs[s3]>=1.36",
             "types-tqdm",
             "types-requests",   # stubs for mypy --strict of dss_remote.webhooks

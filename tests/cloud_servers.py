@@ -40,11 +40,30 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
 _NO_METADATA_ENV = {"AWS_EC2_METADATA_DISABLED": "true", "NO_GCE_CHECK": "true",
                     "GCE_METADATA_HOST": f"{HOST}:9", "GCE_METADATA_IP": f"{HOST}:9",
                     "NO_PROXY": f"{HOST},localhost", "no_proxy": f"{HOST},localhost"}
-# credentials a developer may have set, which would reach real clouds or shadow the test keys
-_CLOUD_CREDENTIAL_VARS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE",
-                          "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                          "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", "STORAGE_EMULATOR_HOST",
-                          "GOOGLE_CLOUD_PROJECT")
+# Credentials and endpoints a developer or a CI runner may have set, which would reach real clouds or
+# shadow the test keys: every provider of boto3's chain that the environment can switch on (boto3
+# guide "Credentials": environment, assume role, web identity, IAM Identity Center and login caches,
+# shared files, the boto2 config, the container provider; the instance metadata service is off above),
+# and google.auth's environment_vars.
+_CLOUD_CREDENTIAL_VARS = (
+    # environment provider (the access key pair itself is the tests' own: s3_env sets it)
+    "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "AWS_ACCOUNT_ID",
+    # profiles and the files they live in (HOME is the test's own, but these name other paths)
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CREDENTIAL_FILE", "AWS_LOGIN_CACHE_DIRECTORY", "BOTO_CONFIG",
+    # assume role with web identity (EKS, GitHub Actions OIDC)
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+    # container provider (ECS, EKS Pod Identity); _CLOUD_CREDENTIAL_PREFIXES catches any newer one
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    # endpoints that would send our requests elsewhere than the test's server
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    # Google: service account files, gcloud's config, project, emulator, client certificates
+    "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
+    "GCLOUD_PROJECT", "GOOGLE_CLOUD_QUOTA_PROJECT", "GOOGLE_API_USE_CLIENT_CERTIFICATE",
+    "GOOGLE_API_CERTIFICATE_CONFIG")
+# every variable starting with one of these goes too (AWS_ENDPOINT_URL_<SERVICE> for any service)
+_CLOUD_CREDENTIAL_PREFIXES = ("AWS_CONTAINER_", "AWS_ENDPOINT_URL_")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -331,6 +350,8 @@ def gcs_admin_client(endpoint: str) -> Any:
 def _clean_cloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _CLOUD_CREDENTIAL_VARS:
         monkeypatch.delenv(name, raising=False)
+    for name in [n for n in os.environ if n.startswith(_CLOUD_CREDENTIAL_PREFIXES)]:
+        monkeypatch.delenv(name)
     for name, value in _NO_METADATA_ENV.items():
         monkeypatch.setenv(name, value)
 

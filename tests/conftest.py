@@ -19,7 +19,8 @@ from dss_remote.admin.sibling import Sibling, create_sibling
 from dss_remote.admin.store import init_store
 from ria_store import store as ria
 
-pytest_plugins = ["cloud_servers", "file_servers"]  # S3, GCS, HTTP and SFTP servers on loopback
+# S3, GCS, HTTP and SFTP servers on loopback; every process a test starts ended with it
+pytest_plugins = ["cloud_servers", "file_servers", "leftover_processes"]
 
 BINDIR = str(Path(sys.executable).parent)
 TEST_INSTALL = "pip install -e '.[test]'"

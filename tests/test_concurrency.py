@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -37,10 +38,21 @@ def test_three_clones_copy_J4_same_and_different_keys_at_once(store: Path, tmp_p
         make_repo(repo, {**shared, **own}, store)
         repos.append(repo)
 
+    # each copy leads a process group of its own: git-annex, its special remotes and their git
+    # children, which a timeout ends together
     procs = [subprocess.Popen(["git", "annex", "copy", "-J4", "--to", "store", "."], cwd=r,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
              for r in repos]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    try:
+        outputs = [p.communicate(timeout=600)[0] for p in procs]
+    finally:  # on a timeout (or ^C) no copy goes on writing into the store
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
     assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
 
     expected: dict[str, bytes] = {}

@@ -307,6 +307,7 @@ def test_receiver_down_then_up_gets_each_event_once_after_retries(store: Path) -
     finally:
         if deliverer.poll() is None:
             deliverer.kill()
+            deliverer.communicate()
         receiver.stop()
     assert deliverer.returncode == 0, err
     assert "delivered 3" in out and "pending 0" in out
@@ -511,10 +512,15 @@ def test_spawn_deliverer_runs_detached_without_path(store: Path, receiver: Recei
         assert receiver.arrived.wait(60), "the spawned deliverer never sent its request"
         assert os.getsid(proc.pid) == proc.pid  # its own session: the push's ^C or hangup spares it
         assert proc.stdin is proc.stdout is proc.stderr is None  # nothing tied to the hook's pipes
+        receiver.hold = False
+        receiver.release.set()
+        assert proc.wait(120) == 0
     finally:
         receiver.hold = False
         receiver.release.set()
-    assert proc.wait(120) == 0
+        if proc.poll() is None:  # a deliverer that failed to finish would retry for days
+            proc.kill()
+            proc.wait()
     assert [r.json["event_id"] for r in receiver.accepted()] == [event.event_id]
     log = (store / "dss" / "logs" / "deliver.log").read_text()
     assert f"delivered event {event.event_id}" in log and "delivered 1" in log
