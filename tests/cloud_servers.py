@@ -96,6 +96,14 @@ def _http_answers(url: str) -> bool:
 _ACCESS_LINE = re.compile(r'"(?:\x1b\[[0-9;]*m)?([A-Z]+) (\S+) HTTP/[0-9.]+')
 
 
+def run_scoped_env() -> dict[str, str]:
+    """This environment without the current test's DSS_TEST_ID (leftover_processes): a server
+    belongs to the run, not to the test that happened to start it (a session fixture requested
+    by `request.getfixturevalue` starts inside a test), so no test's end takes it down; the
+    run-end check still sees it by DSS_TEST_RUN."""
+    return {k: v for k, v in os.environ.items() if k != "DSS_TEST_ID"}
+
+
 class LoopbackServer:
     """A server program from this interpreter's bin dir, on a free 127.0.0.1 port, until stop()."""
 
@@ -147,7 +155,7 @@ class LoopbackServer:
             with open(self._log, "wb") as log:
                 self._proc = subprocess.Popen([str(exe), *self._args(self.port)], cwd=self._dir,
                                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                              start_new_session=True)
+                                              start_new_session=True, env=run_scoped_env())
             deadline = time.monotonic() + START_TIMEOUT
             while time.monotonic() < deadline and self._proc.poll() is None:
                 if _http_answers(self.endpoint + self._probe):
@@ -161,6 +169,15 @@ class LoopbackServer:
                 break
         pytest.fail(f"{self.program} exited with status {self._proc.returncode if self._proc else '?'} "
                     f"before answering on {self.endpoint}; it printed:\n{self.output()}")
+
+    def alive(self) -> LoopbackServer:
+        """This server, after failing the test at once, naming why, if its process has exited
+        (instead of letting every client retry against a dead port for minutes)."""
+        if self._proc is None or self._proc.poll() is not None:
+            code = "never started" if self._proc is None else f"exited with status {self._proc.returncode}"
+            pytest.fail(f"{self.program} on {self.endpoint} {code} before this test; it printed:\n"
+                        f"{self.output()}")
+        return self
 
     def stop(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
@@ -387,7 +404,7 @@ def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSer
 def s3_mirror(s3_server: LoopbackServer, s3_env: dict[str, str]) -> Iterator[MirrorFixture]:
     """A fresh bucket on the session's moto_server, reached through a proxy of this test's own."""
     bucket = _unique_bucket()
-    s3_admin_client(s3_server.endpoint).create_bucket(Bucket=bucket)
+    s3_admin_client(s3_server.alive().endpoint).create_bucket(Bucket=bucket)
     proxy = SwitchableProxy(s3_server.port)
     try:
         yield MirrorFixture(f"s3://{bucket}/lab/store", proxy.endpoint, proxy)
@@ -400,7 +417,7 @@ def gcs_mirror(gcs_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> I
     """A fresh bucket on the session's GCS emulator, reached through a proxy of this test's own."""
     _clean_cloud_env(monkeypatch)
     bucket = _unique_bucket()
-    gcs_admin_client(gcs_server.endpoint).create_bucket(bucket)
+    gcs_admin_client(gcs_server.alive().endpoint).create_bucket(bucket)
     proxy = SwitchableProxy(gcs_server.port)
     try:
         yield MirrorFixture(f"gs://{bucket}/lab/store", proxy.endpoint, proxy)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from annex_double import AnnexDouble
+from hypothesis import settings
 
 from dss_remote.admin.sibling import Sibling, create_sibling
 from dss_remote.admin.store import init_store
@@ -21,6 +22,12 @@ from ria_store import store as ria
 
 # S3, GCS, HTTP and SFTP servers on loopback; every process a test starts ended with it
 pytest_plugins = ["cloud_servers", "file_servers", "leftover_processes"]
+
+# Hypothesis properties here are about values, not speed: its default 200 ms deadline per example
+# fails them at random on a loaded 2-core CI machine (first example imports, GC pauses). Speed
+# targets live in bench/.
+settings.register_profile("dss", deadline=None)
+settings.load_profile("dss")
 
 BINDIR = str(Path(sys.executable).parent)
 TEST_INSTALL = "pip install -e '.[test]'"

@@ -29,6 +29,7 @@ from dss_remote.backends.s3 import S3Backend
 from dss_remote.cli import main as cli_main
 from dss_remote.config.mirrors import Mirror
 from dss_remote.config.store_config import read_config
+from dss_remote.replication.dataset_objects import DatasetObjects
 from dss_remote.replication.replica import Replica
 from dss_remote.replication.replica_set import ReplicaSet
 from dss_remote.replication.store_replicas import StoreReplicas, open_replicas

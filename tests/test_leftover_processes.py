@@ -213,3 +213,19 @@ def test_a_session_server_is_the_runs_not_a_tests(s3_server: LoopbackServer, pro
     assert TEST_VAR not in env
     assert env[RUN_VAR] == os.environ[RUN_VAR]
     assert s3_server.pid not in [p.pid for p in carrying(TEST_VAR, process_marker)]
+
+
+def test_a_server_started_inside_a_test_is_the_runs(tmp_path: Path, process_marker: str) -> None:
+    """A session server first requested by `request.getfixturevalue` (test_archive_mirrors' `site`)
+    starts inside a test, after its marker is set: it must not carry the marker, or the test's end
+    kills it and every later test on that server fails (CI run of stop 22 hung that way)."""
+    server = LoopbackServer("moto_server", lambda port: ["-H", "127.0.0.1", "-p", str(port)],
+                            tmp_path, probe="/moto-api/").start()
+    try:
+        env = psutil.Process(server.pid).environ()
+        assert TEST_VAR not in env
+        assert env[RUN_VAR] == os.environ[RUN_VAR]
+        assert end_marked(TEST_VAR, process_marker) == []
+        assert running(psutil.Process(server.pid))
+    finally:
+        server.stop()

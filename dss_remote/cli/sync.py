@@ -8,6 +8,7 @@ import sys
 from ria_store.errors import DssError
 
 from ..hook.catchup import catch_up_store
+from ..replication.store_replicas import StoreReplicas
 from ..replication.sync import sync
 from .common import open_selected, progress, store_and_datasets
 
@@ -27,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _sync(args: argparse.Namespace) -> int:
     sr, datasets = open_selected(args)
+    with sr:  # shuts the replica writer threads down, also on failure
+        return _sync_open(args, sr, datasets)
+
+
+def _sync_open(args: argparse.Namespace, sr: StoreReplicas, datasets: list[str]) -> int:
     copied: list[str] = []
     failed: list[str] = []
     root = sr.primary.local_root
