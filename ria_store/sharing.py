@@ -141,27 +141,35 @@ def open_created(path: Path, flags: int, mode: int) -> int:
     return os.open(path, flags | os.O_CREAT, mode)
 
 
-def _settling(directory: Path) -> bool:
-    """A directory in a shared one that another member made and has not yet made group-writable."""
+def _settling(directory: Path) -> bool | None:
+    """For a setgid directory another member made in a shared one: True while it is not yet
+    group-writable, False once it is; None for any other directory."""
     try:
         st = os.stat(directory)
     except OSError:
-        return False
-    return (stat.S_ISDIR(st.st_mode) and bool(st.st_mode & stat.S_ISGID)
-            and (st.st_mode & _GROUP_RWX) != _GROUP_RWX and st.st_uid != os.geteuid()
-            and is_shared(directory.parent))
+        return None
+    if not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISGID and st.st_uid != os.geteuid()
+            and is_shared(directory.parent)):
+        return None
+    return (st.st_mode & _GROUP_RWX) != _GROUP_RWX
 
 
 def settle(directory: Path, create: Callable[[], T]) -> T:
     """`create()` something in `directory`; on EACCES while the directory is shared but not yet
-    group-writable (another member has just made it and is about to chmod it), retry for a while."""
+    group-writable (another member has just made it and is about to chmod it), retry for a while,
+    and once more when it became group-writable between the refusal and the look at it."""
+    retried_settled = False
     for attempt in range(_SETTLE_TRIES):
         try:
             return create()
         except PermissionError:
-            if attempt == _SETTLE_TRIES - 1 or not _settling(directory):
+            state = _settling(directory)
+            if attempt == _SETTLE_TRIES - 1 or state is None or (state is False and retried_settled):
                 raise
-            time.sleep(_SETTLE_PAUSE)
+            if state:
+                time.sleep(_SETTLE_PAUSE)
+            else:
+                retried_settled = True
     raise AssertionError("unreachable")
 
 
