@@ -6,7 +6,7 @@ store's setgid directories can give a file the shared group), each with a HOME u
 a git identity, and yields them. When the block ends, also on failure, it ends every process the
 users still run (the deliverer a push started, say) by pid, then removes the users and the groups.
 `User.run` runs a command as the user through `setpriv`, with an environment built from scratch:
-HOME, this interpreter's bin directory on PATH, the markers leftover_processes.py follows, and the
+HOME, our tools on PATH (`tools_for_others`), the markers leftover_processes.py follows, and the
 user's umask.
 """
 
@@ -16,7 +16,10 @@ import contextlib
 import grp
 import os
 import secrets
+import stat
 import subprocess
+import sys
+import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +45,11 @@ class User:
     shared_gid: int
     home: Path
     umask: int
+    bindir: str
 
     def env(self) -> dict[str, str]:
         env = {"HOME": str(self.home), "USER": self.name, "LOGNAME": self.name,
-               "PATH": os.pathsep.join([BINDIR, *_SYSTEM_PATH]), "GIT_CONFIG_NOSYSTEM": "1"}
+               "PATH": os.pathsep.join([self.bindir, *_SYSTEM_PATH]), "GIT_CONFIG_NOSYSTEM": "1"}
         env.update({k: os.environ[k] for k in _PASSED_ON if k in os.environ})
         return env
 
@@ -76,6 +80,44 @@ class Team:
     group: str
     gid: int
     users: dict[str, User]
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether any user may reach `path`: every directory on the way searchable by others."""
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def tools_for_others(base: Path) -> str:
+    """A bin directory from which other users can run this venv's programs (dss, datalad, git-annex).
+
+    This venv's own when they can reach its Python. Where that Python lives under a private
+    directory (CI's is under /root, 0700), a venv in `base` over the system's Python of the same
+    version, which loads this venv's packages (a .pth file), with this venv's scripts copied into
+    it under its own interpreter line."""
+    if _reachable_by_others(Path(sys.base_prefix).resolve()):
+        return BINDIR
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    system = Path(f"/usr/bin/python{version}")
+    if not system.is_file():
+        pytest.fail(f"other users cannot run {sys.executable} (it lives under a directory only its "
+                    f"owner may enter) and there is no {system}: install python{version} "
+                    f"(apt-get install python{version}) or make a venv from a Python outside /root")
+    venv = base / "tools-venv"
+    run(system, "-m", "venv", "--without-pip", venv)
+    site_dir = venv / "lib" / f"python{version}" / "site-packages"
+    (site_dir / "dss-test-venv.pth").write_text(
+        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    python = venv / "bin" / "python3"
+    for script in sorted(Path(BINDIR).iterdir()):
+        target = venv / "bin" / script.name
+        if target.exists() or not script.is_file():
+            continue
+        with script.open("rb") as f:
+            first = f.readline()
+        if first.startswith(b"#!") and b"python" in first:
+            target.write_bytes(b"#!" + str(python).encode() + b"\n" + script.read_bytes()[len(first):])
+            target.chmod(0o755)
+    return str(venv / "bin")
 
 
 def _ids(name: str) -> tuple[int, int]:
@@ -121,6 +163,7 @@ def unix_group(base: Path, umasks: dict[str, int]) -> Iterator[Team]:
     made: list[User] = []
     group_made = False
     try:
+        bindir = tools_for_others(base)
         run("groupadd", group)
         group_made = True
         gid = grp.getgrnam(group).gr_gid
@@ -130,7 +173,7 @@ def unix_group(base: Path, umasks: dict[str, int]) -> Iterator[Team]:
             run("useradd", "--no-create-home", "--user-group", "--groups", group, "--home-dir", home,
                 "--shell", "/bin/sh", name)
             uid, primary = _ids(name)
-            user = User(name, uid, primary, gid, home, umask)
+            user = User(name, uid, primary, gid, home, umask, bindir)
             made.append(user)
             home.mkdir(mode=0o700)
             os.chown(home, uid, primary)
