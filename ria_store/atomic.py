@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from .sharing import file_mode, is_shared, settle, share_new_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ def fsync_dir(path: Path) -> None:
 
 
 def _makedirs(path: Path) -> list[Path]:
-    """`mkdir -p`; return the directories it created, outermost first (nothing fsynced yet)."""
+    """`mkdir -p`; return the directories it created, outermost first (nothing fsynced yet).
+
+    In a group-shared store they get its directory mode (sharing.py), whatever the umask."""
     missing = []
     p = path
     while not p.is_dir():
@@ -42,12 +45,13 @@ def _makedirs(path: Path) -> list[Path]:
     created = []
     for d in reversed(missing):
         try:
-            d.mkdir()
+            settle(d.parent, d.mkdir)
         except FileExistsError:
             if not d.is_dir():
                 raise
             continue
         created.append(d)
+    share_new_dirs(created)
     return created
 
 
@@ -64,33 +68,27 @@ def makedirs_durable(path: Path) -> None:
     _fsync_parents(_makedirs(path))
 
 
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def atomic_output(final: Path, mode: int = 0o444) -> Iterator[int]:
     """Yield a raw fd of a temp file beside `final`; publish it atomically when the block succeeds.
 
     The temp file lives in the destination directory, so the rename never crosses file systems;
-    readers see either no file or the complete one. On any error the temp file is removed.
+    readers see either no file or the complete one. On any error the temp file is removed. The
+    file gets `mode` less the umask, or in a group-shared store its mode for `mode` (sharing.py).
     """
     parent = final.parent
     created: list[Path] = []
     for attempt in range(3):
         created += _makedirs(parent)
         try:
-            fd, tmp = _mkstemp(parent)
+            fd, tmp = settle(parent, lambda: _mkstemp(parent))
             break
         except FileNotFoundError:  # a concurrent remove pruned the empty directory; recreate it
             if attempt == 2:
                 raise
     try:
         yield fd
-        os.fchmod(fd, mode & ~_umask())
+        os.fchmod(fd, file_mode(mode, is_shared(parent)))
         os.fsync(fd)
         os.close(fd)
         fd = -1
@@ -131,8 +129,10 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o644) -> bool:
 
     makedirs_durable(path.parent)
     tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = settle(path.parent, lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
     try:
+        if is_shared(path.parent):
+            os.fchmod(fd, file_mode(mode, True))
         write_all(fd, data)
         os.fsync(fd)
     finally:

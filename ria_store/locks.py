@@ -9,7 +9,9 @@ from types import TracebackType
 
 from .atomic import makedirs_durable
 from .errors import from_os_error
+from .sharing import open_created
 
+#: group-writable in a group-shared store (every member takes the locks); less the umask elsewhere
 LOCK_MODE = 0o664
 
 
@@ -43,7 +45,7 @@ class FileLock:
             return True
         try:
             makedirs_durable(self.path.parent)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, LOCK_MODE)
+            fd = open_created(self.path, os.O_RDWR, LOCK_MODE)
         except OSError as e:
             raise from_os_error(e, str(self.path), writing=True) from e
         try:

@@ -7,13 +7,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ria_store import bare_repo
+from ria_store import bare_repo, sharing
 from ria_store import store as ria
 from ria_store.errors import ConfigError, DssError, one_line
 from ria_store.layout import check_alias, check_dataset_id
 
 from ..backends import check_usable_url
 from ..hook.install import install_hook
+from .sharing import GIT_SHARED
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class Sibling:
     storage_uuid: str
     dataset_dir: Path
     store_url: str
+    #: the Unix group that shares the store, None for a private store
+    group: str | None = None
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> str:
@@ -50,7 +53,10 @@ def dataset_id(repo: Path) -> str:
 
 def create_sibling(repo: Path, name: str, url: str, *, alias: str | None = None,
                    storage_name: str | None = None, shared: str | None = None) -> Sibling:
-    """Set up `repo` to publish to the store at `url` (idempotent; see `dss create-sibling --help`)."""
+    """Set up `repo` to publish to the store at `url` (idempotent; see `dss create-sibling --help`).
+
+    In a store shared by a group, the bare repo is `git init --shared=group` unless `shared` says
+    otherwise, so every member's push can write to it."""
     su = check_usable_url(url)
     if alias is not None:
         check_alias(alias)
@@ -76,6 +82,9 @@ def create_sibling(repo: Path, name: str, url: str, *, alias: str | None = None,
     if alias is not None:
         ria.alias_is_set(store, dsid, alias)
 
+    gid = sharing.shared_gid(store.path)
+    if gid is not None and shared is None:
+        shared = GIT_SHARED
     ria.create_dataset(store, dsid, alias)
     bare_repo.init_bare(dsdir, shared)
     install_hook(dsdir)
@@ -94,4 +103,5 @@ def create_sibling(repo: Path, name: str, url: str, *, alias: str | None = None,
     # `datalad clone` reads this to find (and re-point) the dataset's storage remote.
     bare_repo.set_config(dsdir, "datalad.ora-remote.uuid", uuid)
     logger.info("dataset %s: sibling %s -> %s, storage %s (%s)", dsid, name, dsdir, storage, uuid)
-    return Sibling(dsid, name, storage, uuid, dsdir, url)
+    return Sibling(dsid, name, storage, uuid, dsdir, url,
+                   None if gid is None else sharing.group_name(gid))

@@ -1,12 +1,14 @@
-"""Store-level admin operations behind `dss init` and `dss mirror add|remove|list`."""
+"""Store-level admin operations behind `dss init`, `dss adopt` and `dss mirror add|remove|list`."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from ria_store import sharing
 from ria_store import store as ria
 from ria_store.atomic import makedirs_durable
 from ria_store.errors import ConfigError, DssError, NotFoundError, from_os_error, one_line
@@ -16,18 +18,30 @@ from ..backends.base import Backend
 from ..config import paths
 from ..config.mirrors import Mirror, parse_mirror, parse_mirrors
 from ..config.store_config import StoreConfig, read_config, write_config
+from ..hook.install import adopt as install_hooks
 from ..replication.store_replicas import mirror_backend
+from .sharing import Shared, check_can_init, check_group, make_shared_root, share_store
 
 logger = logging.getLogger(__name__)
 
 
-def init_store(root: Path, mirrors: Sequence[Mirror] = ()) -> str:
+def init_store(root: Path, mirrors: Sequence[Mirror] = (), group: str | None = None) -> str:
     """Create (or adopt) a RIA store with our config; return 'created', 'adopted' or 'exists'.
 
     Idempotent: an existing `dss/config.json` is validated, never overwritten; `mirrors` are
-    added to it (each checked by writing the store's top-level files to it).
+    added to it (each checked by writing the store's top-level files to it). With `group`, the
+    store is shared by that Unix group (admin/sharing.py); a store that already holds datasets
+    is shared with `adopt_store` instead.
     """
+    gid = None
+    if group is not None:
+        gid = check_group(group)
+        check_can_init(root, gid)
+        if not root.exists():
+            make_shared_root(root, gid)
     created = ria.create_store(root)
+    if gid is not None:
+        share_store(root, gid)
     existed = (root / paths.CONFIG).exists()
     cfg = read_config(root) if existed else StoreConfig()
     if not existed:
@@ -38,6 +52,23 @@ def init_store(root: Path, mirrors: Sequence[Mirror] = ()) -> str:
     if created:
         return "created"
     return "exists" if existed else "adopted"
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """What `adopt_store` did: the sharing (None for a store no group shares) and each dataset's hook."""
+
+    shared: Shared | None
+    hooks: list[tuple[str, str]]
+
+
+def adopt_store(root: Path, group: str | None = None) -> Adopted:
+    """Install our post-update hook in every dataset of the store; with `group`, or when the store
+    is shared by a group already, (re)apply the sharing first (admin/sharing.py). Idempotent."""
+    store = ria.open_store(root)
+    gid = check_group(group) if group is not None else sharing.shared_gid(store.path)
+    shared = share_store(store.path, gid) if gid is not None else None
+    return Adopted(shared, install_hooks(store.path))
 
 
 def mirror_from_args(url: str, name: str | None = None, endpoint_url: str | None = None,

@@ -1,10 +1,14 @@
-"""`dss init STORE [--mirror URL ...]`: create an empty RIA store (or adopt one DataLad created)."""
+"""`dss init STORE [--mirror URL ...] [--group GROUP]`: create an empty RIA store (or adopt one
+DataLad created), optionally shared by a Unix group."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ria_store import sharing
+
+from ..admin.sharing import safe_directory_hint
 from ..admin.store import init_store, mirror_from_args, set_quorum
 from ..config import paths
 
@@ -27,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--region", help="region of the s3:// mirrors")
     p.add_argument("--storage-class", help="storage class for objects on the mirrors")
     p.add_argument("--write-quorum", help='"all" (default) or how many replicas must take each write')
+    p.add_argument("--group", help="share the store with this Unix group (name or gid): setgid, "
+                   "group-writable directories, core.sharedRepository=group in every bare repo, "
+                   "subscriptions readable by the group; a store that holds datasets already is "
+                   "shared with `dss adopt --group`")
     p.set_defaults(func=run)
 
 
@@ -37,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         args.gcs_endpoint_url if url.startswith("gs:") else None,
         region=args.region if url.startswith("s3:") else None,
         storage_class=args.storage_class) for url in args.mirror]
-    status = init_store(root, mirrors)
+    status = init_store(root, mirrors, args.group)
     if args.write_quorum:
         set_quorum(root, args.write_quorum)
     if status == "created":
@@ -48,4 +56,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"store {root} already exists; nothing to do" if not mirrors else f"store {root} exists")
     for m in mirrors:
         print(f"mirror {m.name}: {m.url}")
+    gid = sharing.shared_gid(root)
+    if gid is not None:
+        print(f"shared by group {sharing.group_name(gid)}; for git to work in repositories other "
+              f"members own, on every machine: {safe_directory_hint(root)}")
     return 0

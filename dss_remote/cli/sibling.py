@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..admin.sharing import safe_directory_hint
 from ..admin.sibling import create_sibling
-from ..hook.install import adopt
+from ..admin.store import adopt_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,15 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("url", help="the store, e.g. ria+file:///data/store")
     p.add_argument("--alias", help="also reachable as <url>#~ALIAS")
     p.add_argument("--storage-name", help="name of the special remote (default: NAME-storage)")
-    p.add_argument("--shared", help="passed to `git init --bare --shared` (e.g. group)")
+    p.add_argument("--shared", help="passed to `git init --bare --shared` (default: group in a store "
+                   "shared by a group, else git's default)")
     p.set_defaults(func=run)
     a = sub.add_parser(
         "adopt", help="install the dss post-update hook in every dataset of a store",
         description="For datasets DataLad created (`datalad create-sibling-ria`): install the hook that "
         "records bundle versions, events and webhook deliveries on every push and mirrors the git side. "
         "An existing post-update hook (e.g. DataLad's `git update-server-info`) keeps running first. "
-        "Idempotent.")
+        "With --group, or in a store a group shares already, first share the store with the group: "
+        "every path given to it (setgid, group-writable directories; subscriptions 0640), and "
+        "core.sharedRepository=group in every bare repo. Idempotent.")
     a.add_argument("store", type=Path, help="directory of the store")
+    a.add_argument("--group", help="share the store with this Unix group (name or gid); run as root, "
+                   "or as a member of the group who owns every path")
     a.set_defaults(func=_adopt)
 
 
@@ -38,10 +44,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"dataset {s.dataset_id}: git remote {s.git_remote!r} -> {s.dataset_dir}")
     print(f"content remote {s.storage_remote!r} (dss, uuid {s.storage_uuid}); "
           f"publish with: datalad push -d {args.dataset} --to {s.git_remote}")
+    if s.group is not None:
+        print(f"shared by group {s.group}; other members need git's safe.directory for "
+              f"{s.dataset_dir}: git config --global --add safe.directory {s.dataset_dir}")
     return 0
 
 
 def _adopt(args: argparse.Namespace) -> int:
-    for dsid, status in adopt(args.store.absolute()):
+    root = args.store.absolute()
+    done = adopt_store(root, args.group)
+    if done.shared is not None:
+        print(f"shared by group {done.shared.group} ({done.shared.changed} changes); for git to work "
+              f"in repositories other members own, on every machine: {safe_directory_hint(root)}")
+    for dsid, status in done.hooks:
         print(f"{dsid}\thook {status}")
     return 0

@@ -14,7 +14,8 @@ CONFIG = "dss/config.json"
 BUNDLES = "dss/bundles"
 #: the event journal: `<UTC day>/<event id>.json`, one immutable file per event
 EVENTS = "dss/events"
-#: webhook subscriptions, `<uuid>.json`, mode 0600 (they hold the signing secret)
+#: webhook subscriptions, `<uuid>.json`, mode 0600, or 0640 in a group-shared store (they hold
+#: the signing secret)
 SUBSCRIPTIONS = "dss/subscriptions"
 #: deliveries still to make, `<subscription id>/<event id>.json`; `.lock` is the deliverer's lock
 OUTBOX = "dss/outbox"

@@ -22,6 +22,7 @@ from ria_store.errors import DssError, NotFoundError, from_os_error
 from ria_store.layout import check_dataset_id
 from ria_store.listing import list_dir
 from ria_store.locks import FileLock
+from ria_store.sharing import open_created
 
 from ..config import paths
 from . import bundles, times
@@ -85,7 +86,8 @@ def heads(log: list[LogEntry]) -> dict[str, LogEntry]:
 
 def _append_log(directory: Path, entry: LogEntry) -> None:
     line = json.dumps(asdict(entry), sort_keys=True).encode() + b"\n"
-    fd = os.open(directory / _LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+    # group-writable in a group-shared store: every member's push appends to it
+    fd = open_created(directory / _LOG, os.O_WRONLY | os.O_APPEND, 0o664)
     try:
         write_all(fd, line)
         os.fsync(fd)

@@ -19,6 +19,7 @@ from ria_store import bare_repo
 from ria_store.atomic import makedirs_durable
 from ria_store.errors import DssError, LayoutError, one_line
 from ria_store.layout import VERSION_FILE, check_dataset_id
+from ria_store.sharing import open_created
 
 from ..config import paths
 from ..config.store_config import read_config
@@ -98,7 +99,8 @@ def spawn_followups(root: Path, dsid: str, queued: int) -> None:
     log_path = root / paths.GIT_SYNC_LOG
     try:
         makedirs_durable(log_path.parent)
-        log = open(log_path, "ab")  # handed to the child, closed right after
+        # handed to the child, closed right after; group-writable in a group-shared store
+        log = os.fdopen(open_created(log_path, os.O_WRONLY | os.O_APPEND, 0o664), "ab")
     except OSError as e:
         logger.warning("cannot open %s (%s); mirroring output goes nowhere", log_path, e)
         log = open(os.devnull, "ab")

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from ria_store.atomic import create_exclusive, fsync_dir, makedirs_durable, write_bytes_atomic
 from ria_store.errors import DssError, WriteError, from_os_error
 from ria_store.locks import FileLock
+from ria_store.sharing import open_created
 
 from ..config import paths
 from ..history import times
@@ -295,7 +296,7 @@ def spawn_deliverer(store_root: Path) -> subprocess.Popen[bytes] | None:
         with contextlib.suppress(FileNotFoundError):
             if log.stat().st_size > LOG_MAX:  # keep one old log, not an ever-growing one
                 os.replace(log, log.with_name(log.name + ".1"))
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_created(log, os.O_WRONLY | os.O_APPEND, 0o664)  # any member's deliverer appends
     except OSError as e:
         raise from_os_error(e, str(log), writing=True) from e
     try:

@@ -2,8 +2,10 @@
 
 A file holds {id, url, secret, dataset?, path?, created}. The secret signs every delivery
 (HMAC-SHA256), so the files are readable by their owner only, are never printed, and are never
-mirrored. `dataset` limits a subscription to one dataset; `path` to versions that changed a path
-matching the glob (`bundles.path_matches`).
+mirrored. In a store shared by a Unix group they are 0640 and belong to the store's group
+(ria_store/sharing.py), because every member's push queues deliveries: the group is the trust
+boundary, and other users cannot read them. `dataset` limits a subscription to one dataset;
+`path` to versions that changed a path matching the glob (`bundles.path_matches`).
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ def subscription_path(store_root: Path, sub_id: str) -> Path:
 
 def create(store_root: Path, url: str, secret: str, dataset: str | None = None,
            path: str | None = None, *, now: datetime | None = None) -> Subscription:
-    """Validate and write a new subscription (mode 0600); nothing is written on bad input."""
+    """Validate and write a new subscription (mode 0600, 0640 in a group-shared store); nothing is
+    written on bad input."""
     check_url(url)
     if not secret:
         raise DssError("a subscription needs a non-empty secret")
@@ -189,8 +192,9 @@ def load(store_root: Path, sub_id: str) -> Subscription:
                             f"(see `dss subscriptions list {store_root}`)") from e
     except PermissionError as e:
         raise DssError(f"subscription file {path}: permission denied for this user; subscription files "
-                       "are 0600 as they hold secrets, so run `dss deliver` and the push hook as "
-                       "their owner") from e
+                       "hold secrets, so only their owner (and, in a store shared by a group, the "
+                       "group) may read them: run `dss deliver` and push as their owner, or share "
+                       "the store with `dss adopt --group GROUP`") from e
     except OSError as e:
         raise from_os_error(e, str(path)) from e
     return _parse(data, sub_id, path)
