@@ -151,6 +151,31 @@ def _group_exists(name: str) -> bool:
 
 
 @contextlib.contextmanager
+def searchable_by_others(paths: list[Path]) -> Iterator[list[Path]]:
+    """Give others search permission (o+x, never read) on the directories on the way to `paths`
+    that lack it, for the block's duration; restored after, also on failure. The tools the other
+    users run import this venv's packages and this checkout's code: a CI checkout or venv below a
+    private directory would otherwise be out of their reach. Yields the directories it opened."""
+    opened: list[tuple[Path, int]] = []
+    try:
+        for path in paths:
+            for d in reversed([path, *path.parents]):
+                mode = d.stat().st_mode
+                if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH and d not in [o for o, _ in opened]:
+                    os.chmod(d, stat.S_IMODE(mode) | stat.S_IXOTH)
+                    opened.append((d, stat.S_IMODE(mode)))
+        yield [d for d, _ in opened]
+    finally:
+        for d, mode in reversed(opened):
+            with contextlib.suppress(OSError):
+                os.chmod(d, mode)
+
+
+#: what other users' tools load: this venv's packages and this checkout (dss_remote is installed editable)
+_CODE_PATHS = [Path(sysconfig.get_paths()["purelib"]), Path(BINDIR), Path(__file__).resolve().parent.parent]
+
+
+@contextlib.contextmanager
 def unix_group(base: Path, umasks: dict[str, int]) -> Iterator[Team]:
     """A new group with one new member per key of `umasks` (its umask); all removed at the end."""
     if os.geteuid() != 0:
@@ -161,9 +186,17 @@ def unix_group(base: Path, umasks: dict[str, int]) -> Iterator[Team]:
     tag = secrets.token_hex(3)
     group = f"dss{tag}g"
     made: list[User] = []
+    with contextlib.ExitStack() as stack:
+        bindir = tools_for_others(base)
+        stack.enter_context(searchable_by_others([p for p in _CODE_PATHS if not _reachable_by_others(p)]))
+        yield from _members(base, umasks, tag, group, bindir=bindir, made=made)
+
+
+def _members(base: Path, umasks: dict[str, int], tag: str, group: str, *, bindir: str,
+             made: list[User]) -> Iterator[Team]:
+    """unix_group's body: the group and its users, removed at the end, also on failure."""
     group_made = False
     try:
-        bindir = tools_for_others(base)
         run("groupadd", group)
         group_made = True
         gid = grp.getgrnam(group).gr_gid
