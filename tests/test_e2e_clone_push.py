@@ -158,9 +158,12 @@ def test_plain_datalad_clone_cannot_push_back(published: Sibling, store: Path, t
     assert git_config(clone, "remote.store-storage.annex-verified") == "automatic"
     head = store_head(published)
     change_and_save(clone)
+    datalad_push = run("datalad", "push", "--to", "origin", cwd=clone, check=False)
     copy = run("git", "annex", "copy", "--to", "store-storage", *CHANGED, cwd=clone, check=False)
     push = run("git", "push", "origin", "main", cwd=clone, check=False)
-    assert copy.returncode != 0 and push.returncode != 0
+    assert datalad_push.returncode != 0 and copy.returncode != 0 and push.returncode != 0
+    assert ("Push prevented due to an unverified special remote. Run this command to verify it: "
+            "git-annex verifyremote store-storage") in datalad_push.stdout + datalad_push.stderr
     assert ("Write prevented due to an unverified special remote. Run this command to verify it: "
             "git-annex verifyremote store-storage") in copy.stdout + copy.stderr
     assert ("Push prevented due to an unverified special remote. Run this command to verify it: "
