@@ -294,6 +294,25 @@ def test_verify_remote_outside_a_store_clone_names_the_fix(dataset: Path) -> Non
                    "name the store: dss verify-remote --store ria+file:///path/to/store\n")
 
 
+def test_verify_remote_outside_a_dataset_names_the_fix(tmp_path: Path) -> None:
+    code, out, err = dss("verify-remote", "-d", tmp_path)
+    assert (code, out) == (1, "")
+    assert err == (f"dss: error: {tmp_path} is no clone of a DataLad dataset (no datalad.dataset.id in "
+                   ".datalad/config); run dss verify-remote in the clone or pass -d CLONE\n")
+
+
+def test_verify_remote_refuses_a_bad_store_url(published: Sibling, store: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    run("datalad", "-l", "error", "clone", f"ria+file://{store}#{published.dataset_id}", clone)
+    code, out, err = dss("verify-remote", "-d", clone, "--store", f"ria+file://{store}#~sample")
+    assert (code, out) == (1, "")
+    assert err == (f"dss: error: --store: store URL 'ria+file://{store}#~sample' has a fragment "
+                   "('#~sample'): a store URL names the store only; drop '#...' (dataset URLs are "
+                   "for `datalad clone`)\n")
+    assert git_config(clone, "remote.store-storage.annex-verified") == "automatic"
+    assert verified_log(clone) == ""
+
+
 # -- which store URLs name the same store ----------------------------------------------------------
 
 @pytest.mark.parametrize(("a", "b", "same"), [

@@ -107,10 +107,14 @@ def verify_remotes(repo: Path, store: str | None = None, remote: str | None = No
     """Verify the RIA remotes of clone `repo` that point at `store` (default: the store `origin`
     came from) and at the clone's dataset; `remote` limits it to that one, and refuses it
     (ConfigError, nothing verified) when it points anywhere else."""
+    named = _named_store(store) if store is not None else None
     repo = repo.resolve()
-    dsid = dataset_id(repo)
-    su = _named_store(store) if store is not None else origin_store(repo)
-    return _verify(repo, su, dsid, remote)
+    try:
+        dsid = dataset_id(repo)
+    except ConfigError as e:
+        raise ConfigError(f"{repo} is no clone of a DataLad dataset (no datalad.dataset.id in "
+                          ".datalad/config); run dss verify-remote in the clone or pass -d CLONE") from e
+    return _verify(repo, named or origin_store(repo), dsid, remote)
 
 
 def origin_store(repo: Path) -> StoreUrl:
