@@ -126,3 +126,9 @@ def test_demo_runs_the_whole_round_trip(tmp_path: Path) -> None:
     assert "clone enabled the dss remote by itself" in res.stdout
     assert "3 keys stored" in res.stdout and "retrieved and verified" in res.stdout
     assert (tmp_path / "demo" / "clone" / "data" / "signal.bin").stat().st_size == 3 << 20
+    # the round trip: dss clone verified the store's remote, the clone pushed a file back, and a
+    # second clone got it
+    assert "verified store-storage: it points at the store cloned from" in res.stdout
+    assert "a change pushed back from the clone" in res.stdout and "seen by a second clone" in res.stdout
+    pushed = tmp_path / "demo" / "second-clone" / "results" / "summary.csv"
+    assert pushed.read_bytes() == (tmp_path / "demo" / "clone" / "results" / "summary.csv").read_bytes()
