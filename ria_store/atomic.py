@@ -32,14 +32,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _makedirs(path: Path) -> list[Path]:
-    """`mkdir -p`; return the directories it created, outermost first (nothing fsynced yet)."""
+def _makedirs(path: Path, created: list[Path]) -> None:
+    """`mkdir -p`; append each directory it creates to `created`, outermost first (nothing
+    fsynced yet), also when it fails part way."""
     missing = []
     p = path
     while not p.is_dir():
         missing.append(p)
         p = p.parent
-    created = []
     for d in reversed(missing):
         try:
             d.mkdir()
@@ -48,7 +48,18 @@ def _makedirs(path: Path) -> list[Path]:
                 raise
             continue
         created.append(d)
-    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Undo `_makedirs` after a failed write: remove the directories it created, innermost first,
+    while they are empty (a concurrent writer's file keeps its directory and those above)."""
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
 
 
 def _fsync_parents(created: list[Path]) -> None:
@@ -61,7 +72,9 @@ def _fsync_parents(created: list[Path]) -> None:
 
 def makedirs_durable(path: Path) -> None:
     """`mkdir -p` that fsyncs the parent of every directory it creates."""
-    _fsync_parents(_makedirs(path))
+    created: list[Path] = []
+    _makedirs(path, created)
+    _fsync_parents(created)
 
 
 @functools.cache
@@ -76,18 +89,24 @@ def atomic_output(final: Path, mode: int = 0o444) -> Iterator[int]:
     """Yield a raw fd of a temp file beside `final`; publish it atomically when the block succeeds.
 
     The temp file lives in the destination directory, so the rename never crosses file systems;
-    readers see either no file or the complete one. On any error the temp file is removed.
+    readers see either no file or the complete one. On any error the temp file is removed, and
+    so are the directories made for it that are still empty (a full disk leaves no empty key
+    directory behind).
     """
     parent = final.parent
     created: list[Path] = []
-    for attempt in range(3):
-        created += _makedirs(parent)
-        try:
-            fd, tmp = _mkstemp(parent)
-            break
-        except FileNotFoundError:  # a concurrent remove pruned the empty directory; recreate it
-            if attempt == 2:
-                raise
+    try:
+        for attempt in range(3):
+            _makedirs(parent, created)
+            try:
+                fd, tmp = _mkstemp(parent)
+                break
+            except FileNotFoundError:  # a concurrent remove pruned the empty directory; recreate it
+                if attempt == 2:
+                    raise
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         yield fd
         os.fchmod(fd, mode & ~_umask())
@@ -102,6 +121,7 @@ def atomic_output(final: Path, mode: int = 0o444) -> Iterator[int]:
             os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        _remove_empty(created)
         raise
 
 
@@ -133,16 +153,17 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o644) -> bool:
     tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.link(tmp, path)
     except FileExistsError:
         return False
-    finally:
-        os.unlink(tmp)
+    finally:  # also when the write failed (a full disk): no temp file stays behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     fsync_dir(path.parent)
     return True
 
