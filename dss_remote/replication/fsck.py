@@ -331,7 +331,9 @@ def fsck(sr: StoreReplicas, datasets: Iterable[str], replicas: Iterable[str] | N
                     findings.extend(_deep_archive(scan, name, pool, progress))
     if verify:
         max_age = sr.config.leftover_age if leftover_age is None else leftover_age
-        findings += leftover_findings(sr, datasets, names, max_age, datetime.now(timezone.utc))
+        unreachable = {f.replica for f in findings if f.kind == "unreachable"}  # said once is enough
+        findings += leftover_findings(sr, datasets, [n for n in names if n not in unreachable], max_age,
+                                      datetime.now(timezone.utc))
     return findings
 
 
