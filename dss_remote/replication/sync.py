@@ -43,6 +43,8 @@ class SyncReport:
     #: leftovers of interrupted writes removed, and how many were left alone as maybe in progress
     removed: list[str] = field(default_factory=list)
     fresh_leftovers: int = 0
+    #: replicas found unreachable in this run (not asked again)
+    unreachable: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +84,7 @@ def copy_missing(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
     for f in fsck(sr, datasets, writable, verify=False):
         if f.kind == "unreachable":
             report.failed.append(f"{f.replica}: {f.detail}")
+            report.unreachable.add(f.replica)
             continue
         if f.kind != "missing" or f.key is None:
             continue
@@ -190,7 +193,9 @@ def sync(sr: StoreReplicas, datasets: list[str],
     drain_queue(sr, report, step)
     copy_missing(sr, datasets, report, step)
     sync_files(sr, datasets, report, step)
-    cleaned = leftovers.clean(sr, datasets, sr.config.leftover_age if leftover_age is None else leftover_age)
+    reachable = [n for n, _ in sr.backends if n not in report.unreachable]
+    cleaned = leftovers.clean(sr, datasets, sr.config.leftover_age if leftover_age is None else leftover_age,
+                              reachable)
     report.removed += cleaned.removed
     report.failed += cleaned.failed
     report.fresh_leftovers = cleaned.fresh
