@@ -33,16 +33,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _makedirs(path: Path) -> list[Path]:
-    """`mkdir -p`; return the directories it created, outermost first (nothing fsynced yet).
-
-    In a group-shared store they get its directory mode (sharing.py), whatever the umask."""
+def _makedirs(path: Path, created: list[Path]) -> None:
+    """`mkdir -p`; append each directory it creates to `created`, outermost first (nothing
+    fsynced yet), also when it fails part way. In a group-shared store they get its directory
+    mode (sharing.py), whatever the umask."""
+    first = len(created)
     missing = []
     p = path
     while not p.is_dir():
         missing.append(p)
         p = p.parent
-    created = []
     for d in reversed(missing):
         try:
             settle(d.parent, d.mkdir)
@@ -51,8 +51,19 @@ def _makedirs(path: Path) -> list[Path]:
                 raise
             continue
         created.append(d)
-    share_new_dirs(created)
-    return created
+    share_new_dirs(created[first:])
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Undo `_makedirs` after a failed write: remove the directories it created, innermost first,
+    while they are empty (a concurrent writer's file keeps its directory and those above)."""
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
 
 
 def _fsync_parents(created: list[Path]) -> None:
@@ -65,7 +76,9 @@ def _fsync_parents(created: list[Path]) -> None:
 
 def makedirs_durable(path: Path) -> None:
     """`mkdir -p` that fsyncs the parent of every directory it creates."""
-    _fsync_parents(_makedirs(path))
+    created: list[Path] = []
+    _makedirs(path, created)
+    _fsync_parents(created)
 
 
 @contextlib.contextmanager
@@ -73,19 +86,25 @@ def atomic_output(final: Path, mode: int = 0o444) -> Iterator[int]:
     """Yield a raw fd of a temp file beside `final`; publish it atomically when the block succeeds.
 
     The temp file lives in the destination directory, so the rename never crosses file systems;
-    readers see either no file or the complete one. On any error the temp file is removed. The
-    file gets `mode` less the umask, or in a group-shared store its mode for `mode` (sharing.py).
+    readers see either no file or the complete one. On any error the temp file is removed, and
+    so are the directories made for it that are still empty (a full disk leaves no empty key
+    directory behind). The file gets `mode` less the umask, or in a group-shared store its mode
+    for `mode` (sharing.py).
     """
     parent = final.parent
     created: list[Path] = []
-    for attempt in range(3):
-        created += _makedirs(parent)
-        try:
-            fd, tmp = settle(parent, lambda: _mkstemp(parent))
-            break
-        except FileNotFoundError:  # a concurrent remove pruned the empty directory; recreate it
-            if attempt == 2:
-                raise
+    try:
+        for attempt in range(3):
+            _makedirs(parent, created)
+            try:
+                fd, tmp = settle(parent, lambda: _mkstemp(parent))
+                break
+            except FileNotFoundError:  # a concurrent remove pruned the empty directory; recreate it
+                if attempt == 2:
+                    raise
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         yield fd
         os.fchmod(fd, file_mode(mode, is_shared(parent)))
@@ -100,6 +119,7 @@ def atomic_output(final: Path, mode: int = 0o444) -> Iterator[int]:
             os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        _remove_empty(created)
         raise
 
 
@@ -131,18 +151,19 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o644) -> bool:
     tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
     fd = settle(path.parent, lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
     try:
-        if is_shared(path.parent):
-            os.fchmod(fd, file_mode(mode, True))
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
+        try:
+            if is_shared(path.parent):
+                os.fchmod(fd, file_mode(mode, True))
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.link(tmp, path)
     except FileExistsError:
         return False
-    finally:
-        os.unlink(tmp)
+    finally:  # also when the write failed (a full disk): no temp file stays behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     fsync_dir(path.parent)
     return True
 

@@ -103,6 +103,22 @@ def update_server_info(repo: Path) -> None:
     _git(f"--git-dir={repo}", "update-server-info")
 
 
+def server_info_current(repo: Path) -> bool:
+    """Whether `info/refs` and `objects/info/packs` already say what `update_server_info` would
+    write (every ref with its object, every pack): a store this user may not write then has
+    nothing to refresh. False when either cannot be read."""
+    try:
+        refs = (repo / "info" / "refs").read_text(encoding="utf-8").splitlines()
+        packs = (repo / "objects" / "info" / "packs").read_text(encoding="utf-8").split()
+        have_packs = sorted(p.name for p in (repo / "objects" / "pack").glob("pack-*.pack"))
+        want_refs = _git(f"--git-dir={repo}", "for-each-ref", "--format=%(objectname)%09%(refname)",
+                         "refs/").splitlines()
+    except (OSError, DssError):
+        return False
+    listed = [line for line in refs if not line.endswith("^{}")]  # peeled tags: implied by the tag
+    return listed == want_refs and sorted(p for p in packs if p != "P") == have_packs
+
+
 def reflog(repo: Path, ref: str) -> list[tuple[int, str]]:
     """(unix time, commit) of every recorded update of `ref`, oldest first; [] without a reflog."""
     res = subprocess.run(["git", f"--git-dir={repo}", "reflog", "show", "--date=unix", "--format=%H %gd",

@@ -27,6 +27,7 @@ from .layout import (
     dataset_relpath,
     parse_version_file,
 )
+from .listing import list_dir
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,26 @@ def resolve_alias(store: Store, alias: str, check: bool = True) -> str:
     if check and not (Path(real) / VERSION_FILE).exists():
         raise UnavailableError(f"alias {alias!r} points to missing dataset {dsid}")
     return dsid
+
+
+def unsafe_aliases(root: Path) -> list[tuple[str, str]]:
+    """(name, link target) of each link in the store's `alias/` that does not lead to one of its
+    dataset directories: `resolve_alias` refuses them, but DataLad would follow one."""
+    out = []
+    store_real = _realpath_cached(str(root))
+    for name in list_dir(root / ALIAS_DIR):
+        link = root / ALIAS_DIR / name
+        if not os.path.islink(link):
+            continue
+        rel = _relative_inside(store_real, os.path.realpath(link))
+        parts = rel.split(os.sep) if rel else []
+        try:
+            if len(parts) != 2:
+                raise UnsafePathError(name)
+            check_dataset_id(parts[0] + parts[1])
+        except UnsafePathError:
+            out.append((name, os.readlink(link)))
+    return out
 
 
 def iter_datasets(store: Store) -> Iterator[str]:

@@ -8,13 +8,15 @@ import os
 import time
 import zlib
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 import pytest
 
-from dss_remote.backends.base import Backend, ObjectInfo
+from dss_remote.backends.base import EMPTY_DIR, TEMP_FILE, UPLOAD, Backend, Leftover, ObjectInfo
 from dss_remote.backends.checksums import Digests
+from ria_store.atomic import TMP_PREFIX
 from ria_store.errors import DssError, NotFoundError, UnsafePathError
 
 MiB = 1 << 20
@@ -90,7 +92,10 @@ def _call(backend: Backend, method: str, relpath: str, src: Path, fd: int) -> An
         "read_bytes": lambda: backend.read_bytes(relpath),
         "write_bytes": lambda: backend.write_bytes(relpath, b"x"),
         "remove": lambda: backend.remove(relpath),
-        "iter_objects": lambda: list(backend.iter_objects(relpath))}
+        "iter_objects": lambda: list(backend.iter_objects(relpath)),
+        "iter_leftovers": lambda: list(backend.iter_leftovers(relpath)),
+        "remove_leftover": lambda: backend.remove_leftover(
+            Leftover(TEMP_FILE, relpath, datetime.now(timezone.utc)))}
     return calls[method]()
 
 
@@ -184,7 +189,8 @@ class ReadContract:
             backend.read_range("arch/x", start, length)
 
     @pytest.mark.parametrize("relpath", UNSAFE)
-    @pytest.mark.parametrize("method", ["info", "get_file", "read_range", "read_bytes", "iter_objects"])
+    @pytest.mark.parametrize("method", ["info", "get_file", "read_range", "read_bytes", "iter_objects",
+                                        "iter_leftovers"])
     def test_unsafe_relpaths_are_refused(self, backend: Backend, tmp_path: Path, method: str,
                                          relpath: str) -> None:
         _refuses_unsafe(backend, method, relpath, tmp_path)
@@ -192,7 +198,18 @@ class ReadContract:
 
 class BackendContract(ReadContract):
     """Reads and writes. Abstract: subclasses provide a `backend` fixture returning a fresh,
-    empty, writable backend."""
+    empty, writable backend, and say what a killed writer leaves on it (`interrupt_write`) and
+    whether it has directories (`make_empty_dir`)."""
+
+    def interrupt_write(self, backend: Backend, relpath: str, data: bytes) -> str | None:
+        """Leave what a writer killed while writing `data` as `relpath` leaves on this backend;
+        the Leftover kind iter_leftovers must list for it, None where nothing is left."""
+        raise NotImplementedError(f"{type(self).__name__} must say what a killed writer leaves")
+
+    def make_empty_dir(self, backend: Backend, relpath: str) -> bool:
+        """Make directory `relpath` (with its parents) holding nothing; False where the backend
+        has no directories."""
+        raise NotImplementedError(f"{type(self).__name__} must say whether it has directories")
 
     #: True for backends whose service keeps checksums (S3, GCS): `recorded` must match them
     has_checksums: ClassVar[bool] = False
@@ -283,7 +300,7 @@ class BackendContract(ReadContract):
         assert backend.info("arch/archive.7z") == second  # stable while unchanged
 
     @pytest.mark.parametrize("relpath", UNSAFE)
-    @pytest.mark.parametrize("method", ["put_file", "write_bytes", "remove"])
+    @pytest.mark.parametrize("method", ["put_file", "write_bytes", "remove", "remove_leftover"])
     def test_unsafe_relpaths_are_refused_for_writes(self, backend: Backend, tmp_path: Path, method: str,
                                                     relpath: str) -> None:
         _refuses_unsafe(backend, method, relpath, tmp_path)
@@ -322,6 +339,78 @@ class BackendContract(ReadContract):
         assert info.recorded
         for name, value in info.recorded.items():
             assert info.checksums.get(name) == value == local_checksum(name, b"{}\n")
+
+    def test_writes_that_complete_or_fail_cleanly_leave_no_leftovers(self, backend: Backend,
+                                                                     tmp_path: Path) -> None:
+        backend.put_file(write_source(tmp_path, b"small", "a"), "ab/cd/KEY1/KEY1")
+        backend.put_file(write_source(tmp_path, os.urandom(LARGE), "b"), "ab/cd/KEY2/KEY2")
+        backend.put_file(write_source(tmp_path, b"replaced", "c"), "ab/cd/KEY1/KEY1")
+        backend.write_bytes("ab/config", b"{}\n")
+        backend.put_file(write_source(tmp_path, b"gone", "d"), "ab/ef/KEY3/KEY3")
+        backend.remove("ab/ef/KEY3/KEY3")
+        with pytest.raises(DssError):
+            backend.put_file(tmp_path / "missing", "ab/gh/KEY4/KEY4")
+        assert leftovers(backend, "ab") == []
+        assert listed(backend, "ab") == {"ab/cd/KEY1/KEY1": 8, "ab/cd/KEY2/KEY2": LARGE, "ab/config": 3}
+
+    def test_an_interrupted_write_is_a_leftover_until_removed(self, backend: Backend, tmp_path: Path) -> None:
+        backend.put_file(write_source(tmp_path, b"other"), "ab/ef/OTHER/OTHER")
+        kind = self.interrupt_write(backend, "ab/cd/KEY/KEY", os.urandom(6 * MiB))
+        found = list(backend.iter_leftovers("ab"))
+        assert backend.info("ab/cd/KEY/KEY") is None, "an interrupted write is never an object"
+        assert listed(backend, "ab") == {"ab/ef/OTHER/OTHER": 5}
+        if kind is None:
+            assert found == []
+            return
+        assert [lo.kind for lo in found] == [kind]
+        lo = found[0]
+        if kind == UPLOAD:
+            assert (lo.relpath, lo.token is not None) == ("ab/cd/KEY/KEY", True)
+        else:
+            assert lo.relpath.rpartition("/")[0] == "ab/cd/KEY", lo
+            assert lo.relpath.rpartition("/")[2].startswith(".dss-tmp-"), lo
+        assert lo.touched.tzinfo is not None and lo.touched <= datetime.now(timezone.utc)
+        assert list(backend.iter_leftovers("other")) == []
+        backend.remove_leftover(lo)
+        assert leftovers(backend, "ab") == [], "the key directories it left empty go with it"
+        backend.remove_leftover(lo)  # gone already: fine
+        assert listed(backend, "ab") == {"ab/ef/OTHER/OTHER": 5}
+
+    def test_empty_directories_are_leftovers(self, backend: Backend, tmp_path: Path) -> None:
+        backend.put_file(write_source(tmp_path, b"other"), "ab/ef/OTHER/OTHER")
+        if not self.make_empty_dir(backend, "ab/cd/KEY"):
+            assert leftovers(backend, "ab") == []
+            return
+        found = list(backend.iter_leftovers("ab"))
+        assert [(lo.kind, lo.relpath) for lo in found] == [(EMPTY_DIR, "ab/cd")], "the topmost one"
+        assert found[0].touched <= datetime.now(timezone.utc)
+        assert leftovers(backend, "ab/ef") == []
+        backend.remove_leftover(found[0])
+        assert leftovers(backend, "ab") == []
+        backend.remove_leftover(found[0])  # gone already: fine
+        assert listed(backend, "ab") == {"ab/ef/OTHER/OTHER": 5}
+
+    def test_a_directory_that_got_a_file_is_not_removed_as_empty(self, backend: Backend,
+                                                                 tmp_path: Path) -> None:
+        if not self.make_empty_dir(backend, "ab/cd/KEY"):
+            assert leftovers(backend, "ab") == []
+            return
+        [found] = backend.iter_leftovers("ab")
+        backend.put_file(write_source(tmp_path, b"late"), "ab/cd/KEY/KEY")  # a writer came meanwhile
+        backend.remove_leftover(found)
+        assert listed(backend, "ab") == {"ab/cd/KEY/KEY": 4}
+
+
+def leftovers(backend: Backend, prefix: str) -> list[tuple[str, str]]:
+    return sorted((lo.kind, lo.relpath) for lo in backend.iter_leftovers(prefix))
+
+
+def killed_temp_file(directory: Path, data: bytes) -> str:
+    """What a writer killed half way leaves in `directory` on a file system: its temp file
+    (named as ria_store.atomic names them), holding the first half of `data`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{TMP_PREFIX}killed-writer").write_bytes(data[: len(data) // 2])
+    return TEMP_FILE
 
 
 def outage_call(backend: Any, op: str, tmp_path: Path) -> Any:

@@ -146,6 +146,58 @@ def test_disk_full_during_write_leaves_nothing(tmp_path: Path, src: int, how: st
     assert list(out.iterdir()) == []
 
 
+def _enospc(*args: Any, **kwargs: Any) -> Any:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("fails", ["write", "temp-file", "mkdir"])
+def test_disk_full_removes_the_directories_made_for_the_write(tmp_path: Path, fails: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key's write that runs out of space leaves no empty key (or hash) directory behind; the
+    directories that were there before stay."""
+    objects = tmp_path / "annex" / "objects"
+    objects.mkdir(parents=True)
+    if fails == "write":
+        monkeypatch.setattr(atomic, "os", PatchedOs(write=_enospc))
+    elif fails == "temp-file":
+        monkeypatch.setattr(atomic, "_mkstemp", _enospc)
+    else:
+        real_mkdir = Path.mkdir
+
+        def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+            if self.name == "KEY":  # the hash directories above it are made by then
+                _enospc()
+            real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(OSError, match="No space left") as e:
+        write_bytes_atomic(objects / "ab" / "cd" / "KEY" / "KEY", b"content")
+    assert e.value.errno == errno.ENOSPC
+    assert list(objects.iterdir()) == []
+
+
+def test_disk_full_keeps_a_directory_a_concurrent_writer_put_a_file_in(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key_dir = tmp_path / "ab" / "KEY"
+
+    def other_writer_then_full(*args: Any) -> int:
+        (key_dir / f"{TMP_PREFIX}other-writer").write_bytes(b"in flight")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "os", PatchedOs(write=other_writer_then_full))
+    with pytest.raises(OSError, match="No space left"):
+        write_bytes_atomic(key_dir / "KEY", b"content")
+    assert [p.name for p in key_dir.iterdir()] == [f"{TMP_PREFIX}other-writer"]
+
+
+def test_create_exclusive_out_of_space_leaves_no_temp_file(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(atomic, "os", PatchedOs(write=_enospc))
+    with pytest.raises(OSError, match="No space left"):
+        atomic.create_exclusive(tmp_path / "events" / "e.json", b"{}\n")
+    assert list((tmp_path / "events").iterdir()) == []
+
+
 def test_read_only_directory_write_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def read_only(parent: Path) -> tuple[int, str]:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(parent))

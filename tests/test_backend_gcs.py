@@ -23,6 +23,7 @@ from backend_contract import (
 from cloud_servers import MirrorFixture, free_port, gcs_admin_client, silent_listener
 
 from dss_remote.backends import gcs
+from dss_remote.backends.base import Backend
 from dss_remote.backends.checksums import Digests
 from dss_remote.backends.gcs import GcsBackend
 from ria_store.errors import AccessError, CorruptError, UnavailableError
@@ -38,6 +39,24 @@ class TestGcsBackend(BackendContract):
     @pytest.fixture
     def backend(self, gcs_mirror: MirrorFixture) -> GcsBackend:
         return GcsBackend(gcs_mirror.url, endpoint_url=gcs_mirror.endpoint_url)
+
+    def interrupt_write(self, backend: Backend, relpath: str, data: bytes) -> str | None:
+        """A resumable upload session with its first chunk sent, as a writer killed then leaves it:
+        a session, not an object, that GCS drops after a week by itself."""
+        assert isinstance(backend, GcsBackend)
+        import requests
+
+        blob = gcs_admin_client(backend.endpoint_url or "").bucket(backend.bucket_name).blob(
+            f"{backend.prefix}/{relpath}")
+        session = blob.create_resumable_upload_session(size=len(data))
+        chunk = data[: 256 * 1024]
+        answer = requests.put(session, data=chunk, timeout=30,
+                              headers={"Content-Range": f"bytes 0-{len(chunk) - 1}/{len(data)}"})
+        assert answer.status_code == 308, answer.text  # "resume incomplete": the upload is open
+        return None
+
+    def make_empty_dir(self, backend: Backend, relpath: str) -> bool:
+        return False  # a bucket has no directories
 
 
 def assert_one_line(exc: BaseException, *needles: str) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from backend_contract import BackendContract
+from backend_contract import BackendContract, killed_temp_file
 
+from dss_remote.backends.base import Backend
 from dss_remote.backends.fsspec_backend import FsspecBackend
 
 
@@ -15,6 +17,12 @@ class TestMemoryBackend(BackendContract):
     @pytest.fixture
     def backend(self) -> FsspecBackend:
         return FsspecBackend(f"memory://dss-test-{uuid.uuid4().hex}/store")
+
+    def interrupt_write(self, backend: Backend, relpath: str, data: bytes) -> str | None:
+        return None  # the whole content goes in one call (pipe_file): a killed writer leaves nothing
+
+    def make_empty_dir(self, backend: Backend, relpath: str) -> bool:
+        return False  # writes make no directories here
 
 
 class TestFsspecLocalBackend(BackendContract):
@@ -25,6 +33,13 @@ class TestFsspecLocalBackend(BackendContract):
         root = tmp_path / "root"
         root.mkdir()
         return FsspecBackend(f"file://{root}")
+
+    def interrupt_write(self, backend: Backend, relpath: str, data: bytes) -> str | None:
+        return killed_temp_file((Path(urlsplit(backend.url).path) / relpath).parent, data)
+
+    def make_empty_dir(self, backend: Backend, relpath: str) -> bool:
+        (Path(urlsplit(backend.url).path) / relpath).mkdir(parents=True)
+        return True
 
 
 def test_memory_backend_kind_and_capabilities() -> None:

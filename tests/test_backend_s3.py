@@ -27,7 +27,7 @@ from botocore import exceptions as bce
 from cloud_servers import AuthS3Server, Keys, MirrorFixture, free_port, s3_admin_client, silent_listener
 
 from dss_remote.backends import s3
-from dss_remote.backends.base import ObjectInfo
+from dss_remote.backends.base import UPLOAD, Backend, ObjectInfo
 from dss_remote.backends.checksums import hex_to_b64
 from dss_remote.backends.s3 import S3Backend
 from ria_store.errors import AccessError, CorruptError, NotFoundError, UnavailableError
@@ -47,6 +47,19 @@ class TestS3Backend(BackendContract):
     @pytest.fixture
     def backend(self, s3_mirror: MirrorFixture) -> S3Backend:
         return S3Backend(s3_mirror.url, endpoint_url=s3_mirror.endpoint_url)
+
+    def interrupt_write(self, backend: Backend, relpath: str, data: bytes) -> str | None:
+        """A multipart upload with its first part sent, as a writer killed then leaves it."""
+        assert isinstance(backend, S3Backend)
+        client = s3_admin_client(backend.endpoint_url or "")
+        key = f"{backend.prefix}/{relpath}"
+        upload = client.create_multipart_upload(Bucket=backend.bucket, Key=key)
+        client.upload_part(Bucket=backend.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1,
+                           Body=data[: 5 * MiB])
+        return UPLOAD
+
+    def make_empty_dir(self, backend: Backend, relpath: str) -> bool:
+        return False  # a bucket has no directories
 
 
 def assert_one_line(exc: BaseException, *needles: str) -> None:

@@ -12,9 +12,11 @@ from backend_contract import BackendContract, fetch, listed, write_source
 from cloud_servers import silent_listener
 from file_servers import SftpServer, SshClient, refused_port, ssh_key
 
+from dss_remote.backends.base import TEMP_FILE, Backend
 from dss_remote.backends.sftp import SftpBackend
 from dss_remote.config.mirrors import check_mirror_url, parse_mirror
 from dss_remote.replication.store_replicas import mirror_backend
+from ria_store.atomic import TMP_PREFIX
 from ria_store.errors import AccessError, ConfigError, NotFoundError, UnavailableError
 
 Server = tuple[SftpServer, SshClient]
@@ -29,6 +31,19 @@ class TestSftpBackend(BackendContract):
     @pytest.fixture
     def backend(self, sftp_server: Server) -> SftpBackend:
         return SftpBackend(sftp_server[0].url())
+
+    def interrupt_write(self, backend: Backend, relpath: str, data: bytes) -> str | None:
+        """A temp file written over SFTP as a writer killed half way leaves it."""
+        assert isinstance(backend, SftpBackend)
+        fs, parent = backend._fs(), backend._path(relpath).rpartition("/")[0]
+        fs.makedirs(parent, exist_ok=True)
+        fs.pipe_file(f"{parent}/{TMP_PREFIX}killed-writer", data[: len(data) // 2])
+        return TEMP_FILE
+
+    def make_empty_dir(self, backend: Backend, relpath: str) -> bool:
+        assert isinstance(backend, SftpBackend)
+        backend._fs().makedirs(backend._path(relpath), exist_ok=True)
+        return True
 
 
 def test_objects_land_under_the_url_path_on_the_server(sftp_server: Server, tmp_path: Path) -> None:

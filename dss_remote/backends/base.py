@@ -15,6 +15,14 @@ A backend knows nothing of git-annex or RIA; it stores bytes under POSIX-style r
 - `iter_objects(prefix)` lists every object under `prefix/` (recursively), with sizes and
   checksums, without reading content; a backend that cannot list (`listable` False: plain
   HTTP) raises UnavailableError saying so.
+- `iter_leftovers(prefix)` lists what interrupted writes (kill -9, a full disk) left under
+  `prefix/`: temp files (`.dss-tmp-*`), unfinished multipart uploads, directories that hold no file;
+  each with the time it was last written, never an object. `remove_leftover` removes one (fine if
+  gone; a directory only while it is still empty; a temp file's directories it leaves empty go too,
+  as with `remove`). Whether a leftover is old enough that no writer can still be busy with it is
+  the caller's to decide. A backend whose writes leave nothing listable yields nothing (GCS: an
+  unfinished resumable upload is a session, not an object, and expires after a week; a read-only
+  backend is never written).
 - A read-only backend (`writable` False) refuses `put_file`, `write_bytes` and `remove` with a
   WriteError naming the fix, before anything is sent.
 - Checksums are lowercase hex, named `md5`, `sha256`, `crc32` (zlib), `crc32c` (Castagnoli), and
@@ -31,8 +39,9 @@ A backend knows nothing of git-annex or RIA; it stores bytes under POSIX-style r
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from ria_store.errors import UnsafePathError
@@ -53,6 +62,28 @@ class ObjectInfo:
     #: an opaque token that changes when the object is replaced (S3 ETag, GCS generation, inode and
     #: mtime of a file); None where the backend has none. Caches of what an object holds key on it.
     revision: str | None = None
+
+
+#: Leftover.kind of a temp file an interrupted write left (POSIX, SFTP, other file systems)
+TEMP_FILE = "temp file"
+#: Leftover.kind of an S3 multipart upload that was neither completed nor aborted
+UPLOAD = "unfinished upload"
+#: Leftover.kind of a directory holding no file (only, maybe, empty directories)
+EMPTY_DIR = "empty directory"
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something an interrupted write left behind: never an object, never read."""
+
+    #: TEMP_FILE, UPLOAD or EMPTY_DIR
+    kind: str
+    #: where it is (an upload: the object it was for; a directory: its path)
+    relpath: str
+    #: when it was last written (a file's or directory's mtime, an upload's start), timezone-aware
+    touched: datetime
+    #: what the backend needs besides the path to remove it (an S3 upload id)
+    token: str | None = None
 
 
 class Backend(ABC):
@@ -106,6 +137,35 @@ class Backend(ABC):
     @abstractmethod
     def iter_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under `prefix/` (recursively, any order); nothing if there is none."""
+
+    @abstractmethod
+    def iter_leftovers(self, prefix: str) -> Iterator[Leftover]:
+        """What interrupted writes left under `prefix/` (see the module docstring)."""
+
+    @abstractmethod
+    def remove_leftover(self, leftover: Leftover) -> None:
+        """Remove what `iter_leftovers` listed; fine if it is gone already."""
+
+
+def empty_dirs(dirs: Mapping[str, datetime], files: Iterable[str]) -> Iterator[tuple[str, datetime]]:
+    """From a listing below some top directory (`dirs`: every directory below it with its mtime,
+    `files`: every other entry), the topmost directories that hold no file anywhere beneath them,
+    each with the newest mtime among the directories in it (when it was last written)."""
+    full: set[str] = set()
+    for f in files:
+        d = f.rpartition("/")[0]
+        while d in dirs and d not in full:
+            full.add(d)
+            d = d.rpartition("/")[0]
+    newest: dict[str, datetime] = {}
+    for d in dirs:
+        if d in full:
+            continue
+        top = d
+        while (up := top.rpartition("/")[0]) in dirs and up not in full:
+            top = up
+        newest[top] = max(newest.get(top, dirs[d]), dirs[d])
+    return iter(sorted(newest.items()))
 
 
 def check_range(start: int, length: int) -> None:

@@ -6,6 +6,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +22,17 @@ from ria_store.errors import (
     one_line,
 )
 
-from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
+from .base import (
+    EMPTY_DIR,
+    TEMP_FILE,
+    Backend,
+    Leftover,
+    ObjectInfo,
+    Progress,
+    check_range,
+    check_relpath,
+    empty_dirs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +40,17 @@ logger = logging.getLogger(__name__)
 _ATOMIC_PUT = frozenset({"memory"})
 # fields of an fsspec `info` that change when a file is replaced (which exist depends on the file system)
 _REVISION_FIELDS = ("ino", "mtime", "created", "ETag", "etag", "generation", "LastModified")
+
+
+def _touched(st: dict[str, Any]) -> datetime:
+    """When an entry was last written; now where the file system does not say (so an entry of
+    unknown age counts as fresh and is left alone, unless every leftover is to go)."""
+    value = st.get("mtime", st.get("created"))
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc)
+    return datetime.now(timezone.utc)
 
 
 def _revision(st: dict[str, Any]) -> str | None:
@@ -43,7 +65,7 @@ class FsspecBackend(Backend):
     (`pipe_file` stores a complete file object; a streamed write would be visible while it grows),
     elsewhere it goes to a temp name beside the target, then `_rename`. No checksums: the file
     systems reached this way keep none that dss could compare. Subclasses override `_open_fs`
-    (how the file system is made), `_rename` and `_transport_error` (their transports' errors).
+    (how the file system is made), `_rename`, `_rmdir` and `_transport_error` (their transports' errors).
     """
 
     def __init__(self, url: str) -> None:
@@ -201,6 +223,10 @@ class FsspecBackend(Backend):
         """Replace `path` with `tmp` in one step (readers see the old or the new object)."""
         fs.mv(tmp, path)
 
+    def _rmdir(self, fs: Any, path: str) -> None:
+        """Remove the empty directory `path`; an error if it is not empty."""
+        fs.rmdir(path)
+
     def put_file(self, src: Path, relpath: str, progress: Progress | None = None) -> None:
         self._check_writable()
         self._path(relpath)
@@ -222,12 +248,15 @@ class FsspecBackend(Backend):
     def remove(self, relpath: str) -> None:
         self._check_writable()
         path = self._path(relpath)
+        fs = self._fs()
         try:
-            self._fs().rm_file(path)
+            fs.rm_file(path)
         except FileNotFoundError:
             pass
         except Exception as e:
             raise self._error(e, relpath, writing=True) from e
+        if self.kind not in _ATOMIC_PUT:
+            self._prune(fs, path.rpartition("/")[0])
 
     def read_bytes(self, relpath: str) -> bytes:
         path = self._path(relpath)
@@ -257,3 +286,82 @@ class FsspecBackend(Backend):
             if not path.startswith(top + "/"):
                 continue  # `find` on a file path lists that file itself
             yield ObjectInfo(path[skip:], int(st.get("size") or 0))
+
+    def iter_leftovers(self, prefix: str) -> Iterator[Leftover]:
+        check_relpath(prefix)
+        if not self.writable or self.kind in _ATOMIC_PUT:
+            return iter(())  # never written, or written in one call: no write leaves anything
+        return self._leftovers(self._path(prefix).rstrip("/"), prefix)
+
+    def _leftovers(self, top: str, prefix: str) -> Iterator[Leftover]:
+        skip = len(self._root) + 1
+        try:
+            found = self._fs().find(top, withdirs=True, detail=True)
+        except FileNotFoundError:
+            return
+        except Exception as e:
+            raise self._error(e, prefix) from e
+        dirs: dict[str, datetime] = {}
+        files: list[str] = []
+        for name, st in found.items():
+            path = str(name)
+            if not path.startswith(top + "/"):
+                continue  # `find` lists the top directory itself too
+            rel = path[skip:]
+            if st.get("type") == "directory":
+                dirs[rel] = _touched(st)
+                continue
+            files.append(rel)
+            if st.get("type") == "file" and rel.rpartition("/")[2].startswith(TMP_PREFIX):
+                yield Leftover(TEMP_FILE, rel, _touched(st))
+        for rel, touched in empty_dirs(dirs, files):
+            yield Leftover(EMPTY_DIR, rel, touched)
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        self._check_writable()
+        path = self._path(leftover.relpath)
+        fs = self._fs()
+        if leftover.kind == TEMP_FILE and path.rpartition("/")[2].startswith(TMP_PREFIX):
+            try:
+                fs.rm_file(path)
+            except FileNotFoundError:
+                pass
+            except Exception as e:
+                raise self._error(e, leftover.relpath, writing=True) from e
+            self._prune(fs, path.rpartition("/")[0])
+            return
+        if leftover.kind != EMPTY_DIR:
+            raise ValueError(f"{self.url} leaves no {leftover.kind}: {leftover.relpath} is not one of "
+                             "its leftovers")
+        try:
+            found = fs.find(path, withdirs=True, detail=True)
+        except FileNotFoundError:
+            return
+        except Exception as e:
+            raise self._error(e, leftover.relpath) from e
+        if any(st.get("type") != "directory" for st in found.values()):
+            return  # a writer put a file there meanwhile: not a leftover any more
+        # innermost first
+        for d in sorted((str(n).rstrip("/") for n in found), key=lambda n: n.count("/"), reverse=True):
+            try:
+                self._rmdir(fs, d)
+            except FileNotFoundError:
+                continue
+            except Exception as e:
+                logger.debug("replica %s: could not remove %s: %s", self.url, d, e)
+                return
+
+    def _prune(self, fs: Any, directory: str) -> None:
+        """Remove `directory` and up to two above it while empty (the key and hash directories
+        a removed file leaves behind), never the root."""
+        for _ in range(3):
+            if not directory.startswith(self._root + "/"):
+                return
+            try:
+                if fs.ls(directory, detail=False):
+                    return
+                self._rmdir(fs, directory)
+            except Exception as e:  # gone already, or not empty after all (a concurrent writer)
+                logger.debug("replica %s: left %s: %s", self.url, directory, e)
+                return
+            directory = directory.rpartition("/")[0]

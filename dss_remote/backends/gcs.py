@@ -32,7 +32,7 @@ from ria_store.errors import (
     one_line,
 )
 
-from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
+from .base import Backend, Leftover, ObjectInfo, Progress, check_range, check_relpath
 from .checksums import Digests, b64_to_hex, is_hex
 from .cloud_common import (
     FdWriter,
@@ -167,6 +167,8 @@ class GcsBackend(Backend):
     Without an endpoint in the mirror's config, google-cloud-storage's convention holds: when
     STORAGE_EMULATOR_HOST is set, that emulator is the endpoint and no credentials are sent. An
     endpoint in the config wins over the variable.
+    An upload whose writer was killed leaves no object: a resumable upload is a session the
+    service keeps for a week and then drops by itself (nothing to list, abort or pay for).
     """
 
     kind = "gcs"
@@ -453,3 +455,12 @@ class GcsBackend(Backend):
             raise self._missing_bucket() from e  # a listing 404s only for the bucket
         except _SDK_ERRORS as e:
             raise self._error(e, "list", prefix) from e
+
+    def iter_leftovers(self, prefix: str) -> Iterator[Leftover]:
+        self._key(prefix)
+        return iter(())  # unfinished resumable uploads are sessions, not objects: they expire by themselves
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        self._key(leftover.relpath)
+        raise ValueError(f"{self.url} leaves no {leftover.kind}: {leftover.relpath} is not one of its "
+                         "leftovers")

@@ -8,13 +8,24 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ria_store.atomic import TMP_PREFIX, atomic_output, copy_fd, write_all
 from ria_store.errors import NotFoundError, from_os_error
 from ria_store.store import check_inside
 
-from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
+from .base import (
+    EMPTY_DIR,
+    TEMP_FILE,
+    Backend,
+    Leftover,
+    ObjectInfo,
+    Progress,
+    check_range,
+    check_relpath,
+    empty_dirs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +209,70 @@ class PosixBackend(Backend):
         for err in errors:
             if not isinstance(err, FileNotFoundError) or err.filename != str(top):
                 raise from_os_error(err, f"{self.url}: listing {prefix}")
+
+    def iter_leftovers(self, prefix: str) -> Iterator[Leftover]:
+        top = self._path(prefix)
+        return self._leftovers(top, prefix)
+
+    def _leftovers(self, top: Path, prefix: str) -> Iterator[Leftover]:
+        dirs: dict[str, datetime] = {}
+        files: list[str] = []
+        errors: list[OSError] = []
+        for dirpath, dirnames, names in os.walk(top, onerror=errors.append):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            if dirpath != str(top):
+                try:
+                    dirs[rel_dir] = _utc(os.lstat(dirpath).st_mtime)
+                except FileNotFoundError:
+                    continue
+            # a symlink to a directory is listed but never walked: it counts as a file here
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in names + links:
+                files.append(f"{rel_dir}/{name}")
+                if not name.startswith(TMP_PREFIX):
+                    continue
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    continue  # published or removed meanwhile
+                if stat.S_ISREG(st.st_mode):
+                    yield Leftover(TEMP_FILE, f"{rel_dir}/{name}", _utc(st.st_mtime))
+        for err in errors:
+            if not isinstance(err, FileNotFoundError):
+                raise from_os_error(err, f"{self.url}: listing {prefix}")
+        for rel, touched in empty_dirs(dirs, files):
+            yield Leftover(EMPTY_DIR, rel, touched)
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        relpath = check_relpath(leftover.relpath)
+        if leftover.kind == TEMP_FILE and relpath.rpartition("/")[2].startswith(TMP_PREFIX):
+            self.remove(relpath)  # prunes the key directory the temp file leaves empty
+            return
+        if leftover.kind != EMPTY_DIR:
+            raise ValueError(f"{self.url} leaves no {leftover.kind}: {relpath} is not one of its leftovers")
+        try:
+            top, fd = self._open(relpath, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise from_os_error(e, f"{self.url}: removing {relpath}", writing=True) from e
+        os.close(fd)
+        # innermost first, and rmdir only: a file a writer put there meanwhile stops the removal
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+            path = Path(dirpath)
+            try:
+                with _writable_dir(path.parent):
+                    path.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    return
+                raise from_os_error(e, f"{self.url}: removing {relpath}", writing=True) from e
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from ria_store.errors import (
     one_line,
 )
 
-from .base import Backend, ObjectInfo, Progress, check_range, check_relpath
+from .base import UPLOAD, Backend, Leftover, ObjectInfo, Progress, check_range, check_relpath
 from .checksums import Digests, b64_to_hex, hex_to_b64, is_hex
 from .cloud_common import (
     FdWriter,
@@ -74,7 +74,8 @@ _NO_CREDENTIALS = (bce.NoCredentialsError, bce.PartialCredentialsError, bce.Cred
 _SDK_ERRORS = (bce.ClientError, bce.BotoCoreError, Boto3Error, TransferRetriesExceededError)
 # the IAM action each kind of operation needs, named in access-denied messages
 _ACTIONS = {"read": "s3:GetObject", "write": "s3:PutObject", "delete": "s3:DeleteObject",
-            "list": "s3:ListBucket"}
+            "list": "s3:ListBucket", "list uploads": "s3:ListBucketMultipartUploads",
+            "abort": "s3:AbortMultipartUpload"}
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -185,6 +186,8 @@ class S3Backend(Backend):
     AWS_ENDPOINT_URL or a profile's endpoint_url itself. An endpoint in the config wins over those.
     Listings carry no encryption details, so iter_objects reports an ETag as md5 even on an SSE-KMS
     bucket, where it is not one; info() knows better and is what fsck relies on.
+    A multipart upload whose writer was killed stays (and is billed) until aborted: iter_leftovers
+    lists them with their start time (moto reports 2010-11-10 for every one), remove_leftover aborts.
     """
 
     kind = "s3"
@@ -250,7 +253,7 @@ class S3Backend(Backend):
         if isinstance(e, (bce.ConnectionError, bce.HTTPClientError)):
             return unreachable(self.url, self._endpoint(), e)
         if isinstance(e, OSError):
-            return from_os_error(e, f"{where}:{what}", writing=op in ("write", "delete"))
+            return from_os_error(e, f"{where}:{what}", writing=op in ("write", "delete", "abort"))
         return op_failed(self.url, op, what, f"{type(e).__name__}: {one_line(e)}")
 
     def _service_error(self, e: bce.ClientError, op: str, what: str) -> DssError:
@@ -490,3 +493,31 @@ class S3Backend(Backend):
                     yield ObjectInfo(key[skip:], obj["Size"], {"md5": md5} if md5 else {})
         except _SDK_ERRORS as e:
             raise self._error(e, "list", prefix) from e
+
+    def iter_leftovers(self, prefix: str) -> Iterator[Leftover]:
+        return self._uploads(self._key(prefix).rstrip("/") + "/", prefix)
+
+    def _uploads(self, start: str, prefix: str) -> Iterator[Leftover]:
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        try:
+            pages = self._client().get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket,
+                                                                                    Prefix=start)
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    yield Leftover(UPLOAD, upload["Key"][skip:], upload["Initiated"], upload["UploadId"])
+        except _SDK_ERRORS as e:
+            raise self._error(e, "list uploads", prefix) from e
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        key = self._key(leftover.relpath)
+        if leftover.kind != UPLOAD or not leftover.token:
+            raise ValueError(f"{self.url} leaves no {leftover.kind}: {leftover.relpath} is not one of "
+                             "its leftovers")
+        try:
+            self._client().abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=leftover.token)
+        except bce.ClientError as e:
+            if str(e.response.get("Error", {}).get("Code", "")) == "NoSuchUpload":
+                return  # completed or aborted meanwhile
+            raise self._error(e, "abort", leftover.relpath) from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "abort", leftover.relpath) from e

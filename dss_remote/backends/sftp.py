@@ -93,6 +93,12 @@ class SftpBackend(FsspecBackend):
 
         sync(fs.loop, self._posix_rename, fs, tmp, path)
 
+    def _rmdir(self, fs: Any, path: str) -> None:
+        """sshfs's synchronous `rmdir` is fsspec's no-op default; its coroutine does remove."""
+        from fsspec.asyn import sync  # noqa: PLC0415
+
+        sync(fs.loop, fs._rmdir, path)
+
     async def _posix_rename(self, fs: Any, tmp: str, path: str) -> None:
         if self._renamer is None:
             self._renamer = await fs.client.start_sftp_client()

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,6 +33,29 @@ def open_selected(args: argparse.Namespace) -> tuple[StoreReplicas, list[str]]:
     else:
         datasets = list(ria.iter_datasets(store))
     return open_store_replicas(store.path), datasets
+
+
+def leftover_age_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--leftover-age", type=_hours, metavar="HOURS",
+                   help="a temp file, unfinished upload or empty directory of an interrupted write "
+                   "last written longer ago than this is a leftover to remove; a fresher one may "
+                   "belong to a running writer (default: the store's leftover_age_hours, else 6)")
+
+
+def leftover_age(args: argparse.Namespace, sr: StoreReplicas) -> timedelta:
+    """The safe age `--leftover-age` names, else the store's config."""
+    hours: float | None = args.leftover_age
+    return sr.config.leftover_age if hours is None else timedelta(hours=hours)
+
+
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not 0 <= hours < 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours, 0 or more (e.g. 6 or 0.5)")
+    return hours
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """The store's own settings file, `dss/config.json`: read strictly, written atomically.
 
 Fields: `version` (format, 1), `mirrors` (list of mirror entries, see mirrors.py),
-`write_quorum` ("all" or a number of replicas) and the optional `delivery` (webhook retry schedule,
-see delivery_policy.py). It never holds credentials.
+`write_quorum` ("all" or a number of replicas), the optional `delivery` (webhook retry schedule,
+see delivery_policy.py) and the optional `leftover_age_hours` (how old a temp file, unfinished
+upload or empty directory of an interrupted write must be before `dss sync`/`dss repair` remove
+it: no writer is still busy with it; default 6). It never holds credentials.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,9 @@ from .mirrors import Mirror, parse_mirrors, parse_quorum
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_FIELDS = {"version", "mirrors", "write_quorum", "delivery"}
+#: hours after its last write from which a leftover of an interrupted write is removed
+DEFAULT_LEFTOVER_AGE_HOURS = 6.0
+_FIELDS = {"version", "mirrors", "write_quorum", "delivery", "leftover_age_hours"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,12 @@ class StoreConfig:
     write_quorum: str | int = "all"
     version: int = FORMAT_VERSION
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    #: a temp file, unfinished upload or empty directory last written longer ago is a leftover
+    leftover_age_hours: float = DEFAULT_LEFTOVER_AGE_HOURS
+
+    @property
+    def leftover_age(self) -> timedelta:
+        return timedelta(hours=self.leftover_age_hours)
 
     @property
     def writable_replicas(self) -> int:
@@ -52,6 +63,8 @@ class StoreConfig:
             out["write_quorum"] = self.write_quorum
         if not self.delivery.is_default():
             out["delivery"] = self.delivery.to_json()
+        if self.leftover_age_hours != DEFAULT_LEFTOVER_AGE_HOURS:
+            out["leftover_age_hours"] = self.leftover_age_hours
         return out
 
     def dumps(self) -> str:
@@ -63,7 +76,8 @@ def parse_config(text: str, where: str) -> StoreConfig:
     try:
         cfg = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{where} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); "
+        # e.msg may end in "at" ("Unterminated string starting at"): name the place apart from it
+        raise ConfigError(f"{where} is not valid JSON ({e.msg}: line {e.lineno} column {e.colno}); "
                           "fix the file or restore it from a mirror") from e
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where} must hold a JSON object, not {type(cfg).__name__}")
@@ -77,9 +91,18 @@ def parse_config(text: str, where: str) -> StoreConfig:
     mirrors = tuple(parse_mirrors(cfg.get("mirrors", []), where))
     quorum = cfg.get("write_quorum", "all")
     delivery = parse_delivery(cfg["delivery"], where) if "delivery" in cfg else DeliveryPolicy()
-    config = StoreConfig(mirrors=mirrors, write_quorum=quorum, delivery=delivery)
+    age = parse_leftover_age(cfg.get("leftover_age_hours", DEFAULT_LEFTOVER_AGE_HOURS), where)
+    config = StoreConfig(mirrors=mirrors, write_quorum=quorum, delivery=delivery, leftover_age_hours=age)
     parse_quorum(quorum, config.writable_replicas, where)
     return config
+
+
+def parse_leftover_age(value: Any, where: str) -> float:
+    """`leftover_age_hours`: a number of hours, 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+        raise ConfigError(f"{where}: leftover_age_hours {value!r} must be a number of hours, 0 or "
+                          f"more (default {DEFAULT_LEFTOVER_AGE_HOURS:g})")
+    return float(value)
 
 
 def config_path(store_root: Path) -> Path:

@@ -170,6 +170,14 @@ def _rows(store_root: Path, dsid: str, repo: Path, commit: str, base_version: st
     return rows, bundles.changed_paths(None, rows)
 
 
+def _is_recorded(log: list[LogEntry], ref: str, commit: str, rebuilt: bool) -> bool:
+    """Whether `commit` needs no new version of `ref`: it is the branch's head, or (`rebuilt`,
+    from the reflog) any version of the branch."""
+    head = heads(log).get(ref)
+    return (head is not None and head.commit == commit) or (
+        rebuilt and any(e.ref == ref and e.commit == commit for e in log))
+
+
 def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | None = None,
            now: datetime | None = None, rebuilt: bool = False) -> Recorded | None:
     """Record `ref` (at `commit`, default its current head) as a new bundle version.
@@ -182,11 +190,12 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
         logger.info("dataset %s: %s no longer exists; no bundle version", dsid, ref)
         return None
     directory = bundles_dir(store_root, dsid)
+    # first without the lock: nothing to record needs no write (a store this user may only read)
+    if _is_recorded(read_log(store_root, dsid), ref, commit, rebuilt):
+        return None
     with FileLock(directory / _LOCK):
         log = read_log(store_root, dsid)
-        head = heads(log).get(ref)
-        if (head is not None and head.commit == commit) or (
-                rebuilt and any(e.ref == ref and e.commit == commit for e in log)):
+        if _is_recorded(log, ref, commit, rebuilt):
             return None
         all_versions = versions(store_root, dsid)
         when = now or times.now()

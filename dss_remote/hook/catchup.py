@@ -74,7 +74,10 @@ def catch_up(root: Path, dsids: list[str], repo_of: dict[str, Path]) -> CatchUp:
         try:
             bare_repo.update_server_info(repo)
         except DssError as e:
-            out.problems.append(f"{dsid}: {one_line(e)}")
+            # a store this user may only read: fine as long as there was nothing to refresh
+            if not bare_repo.server_info_current(repo):
+                out.problems.append(f"{dsid}: info/refs is out of date and could not be refreshed "
+                                    f"({one_line(e)}); rerun `dss sync` as a user who may write the store")
         rebuild_versions(root, dsid, repo, out)
         notify_missing(root, dsid, out)
     if out.notified:

@@ -8,6 +8,12 @@ With `--deep`, every object is downloaded and hashed (the key's checksum, else t
 and so is every key packed in a replica's archive (the member is extracted, which checks its
 size and the archive's CRC32, then hashed with the key's checksum).
 
+Leftovers of interrupted writes (temp files, unfinished multipart uploads, empty key directories:
+leftovers.py) are reported with their age: "leftover" when older than the safe age (`dss sync`
+removes them), "in-progress" when fresher (maybe a running writer's; not a problem). On the POSIX
+store, an alias link leading outside the store's dataset directories is "unsafe": dss refuses it,
+but `datalad clone ria+file://...#~alias` would follow it.
+
 A key packed in a replica's `archives/archive.7z` is held by that replica, as the special remote
 sees it: it is never "missing" there. Each replica's archive is indexed (its header, by ranged
 reads on a bucket): an archive that does not parse is "corrupt", one that another replica has
@@ -21,26 +27,41 @@ import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from ria_store.archive import ArchiveIndex, ArchiveReader, ArchiveSource, Member
 from ria_store.errors import ArchiveError, DssError, KeyFormatError, NotFoundError, one_line
 from ria_store.keys import AnnexKey, parse_key, unsanitize_key
-from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, archive_members, dataset_relpath, object_relpath
+from ria_store.layout import (
+    ALIAS_DIR,
+    ARCHIVE_PATH,
+    OBJECTS_DIR,
+    archive_members,
+    dataset_relpath,
+    object_relpath,
+)
+from ria_store.store import unsafe_aliases
 
 from ..backends.base import Backend, ObjectInfo
 from ..backends.checksums import Digests
+from ..config.mirrors import PRIMARY_NAME
+from . import leftovers
 from .store_replicas import StoreReplicas
 
 logger = logging.getLogger(__name__)
 
 #: parallel HEAD/GET requests per replica during fsck
 WORKERS = 8
+#: finding kinds that are no problem (fsck exits 0 with them): worth knowing, nothing to fix
+NOT_PROBLEMS = frozenset({"unverified", "in-progress"})
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: `kind` is missing, extra, corrupt, unverified or unreachable."""
+    """One problem: `kind` is missing, extra, corrupt, unverified, unreachable, leftover,
+    in-progress or unsafe."""
 
     kind: str
     replica: str
@@ -244,15 +265,41 @@ def _checked_member(source: ArchiveSource, reader: ArchiveReader, member: Member
         return "unreachable", one_line(e)
 
 
+def leftover_findings(sr: StoreReplicas, datasets: Iterable[str], names: Iterable[str],
+                      max_age: timedelta, now: datetime | None = None) -> list[Finding]:
+    """A finding for every leftover of an interrupted write on the named replicas."""
+    found, errors = leftovers.find(sr, datasets, names, now)
+    out = [Finding("unreachable", name, dsid, "", None, f"listing leftovers: {one_line(e)}")
+           for name, dsid, e in errors]
+    for f in found:
+        kind, detail = leftovers.describe(f, max_age)
+        out.append(Finding(kind, f.replica, f.dataset, f.leftover.relpath, None, detail))
+    return out
+
+
+def alias_findings(root: Path) -> list[Finding]:
+    """An "unsafe" finding for each alias link of the store at `root` that leads outside it."""
+    return [Finding("unsafe", PRIMARY_NAME, "", f"{ALIAS_DIR}/{name}", None,
+                    f"alias link points outside the store's dataset directories (to {target!r}); dss "
+                    f"refuses it but `datalad clone ria+file://{root}#~{name}` follows it: remove the "
+                    f"link (rm {root / ALIAS_DIR / name})")
+            for name, target in unsafe_aliases(root)]
+
+
 def fsck(sr: StoreReplicas, datasets: Iterable[str], replicas: Iterable[str] | None = None, *,
          deep: bool = False, progress: Callable[[int], None] | None = None,
-         verify: bool = True) -> list[Finding]:
-    """Every problem found in `datasets` on the named replicas (all by default); without
-    `verify`, only which objects are missing where (listings only, as `dss sync` needs)."""
+         verify: bool = True, leftover_age: timedelta | None = None) -> list[Finding]:
+    """Every problem found in `datasets` on the named replicas (all by default), leftovers of
+    interrupted writes judged by `leftover_age` (default: the store's config); without `verify`,
+    only which objects are missing where (listings only, as `dss sync` needs)."""
     names = list(replicas) if replicas is not None else [n for n, _ in sr.backends]
     for n in names:
         sr.named(n)  # a typo must not read as "all clean"
+    datasets = list(datasets)
     findings: list[Finding] = []
+    root = sr.primary.local_root
+    if verify and root is not None and PRIMARY_NAME in names:
+        findings += alias_findings(root)
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dss-fsck") as pool:
         for dsid in datasets:
             scan = scan_dataset(sr, dsid, names, findings)
@@ -282,6 +329,11 @@ def fsck(sr: StoreReplicas, datasets: Iterable[str], replicas: Iterable[str] | N
                         findings.append(Finding(result[0], name, dsid, rel, scan.keys[rel].text, result[1]))
                 if deep:
                     findings.extend(_deep_archive(scan, name, pool, progress))
+    if verify:
+        max_age = sr.config.leftover_age if leftover_age is None else leftover_age
+        unreachable = {f.replica for f in findings if f.kind == "unreachable"}  # said once is enough
+        findings += leftover_findings(sr, datasets, [n for n in names if n not in unreachable], max_age,
+                                      datetime.now(timezone.utc))
     return findings
 
 

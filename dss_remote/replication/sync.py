@@ -1,5 +1,6 @@
-"""`dss sync`: drain the repair queue, copy every missing key, and bring the mirrors' copies of the
-store's other files (layout versions, config, the bare repos' git files, archives) up to date."""
+"""`dss sync`: drain the repair queue, copy every missing key, bring the mirrors' copies of the
+store's other files (layout versions, config, the bare repos' git files, archives) up to date, and
+remove what interrupted writes left that is older than the safe age (leftovers.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ria_store.locks import FileLock
 
 from ..backends.base import Backend, ObjectInfo
 from ..config import paths
-from . import repair_queue
+from . import leftovers, repair_queue
 from .fsck import fsck
 from .gitsync import public_git_config, upload_rank
 from .repair import copy_key
@@ -39,6 +40,11 @@ class SyncReport:
     copied: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cleared: int = 0
+    #: leftovers of interrupted writes removed, and how many were left alone as maybe in progress
+    removed: list[str] = field(default_factory=list)
+    fresh_leftovers: int = 0
+    #: replicas found unreachable in this run (not asked again)
+    unreachable: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +84,7 @@ def copy_missing(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
     for f in fsck(sr, datasets, writable, verify=False):
         if f.kind == "unreachable":
             report.failed.append(f"{f.replica}: {f.detail}")
+            report.unreachable.add(f.replica)
             continue
         if f.kind != "missing" or f.key is None:
             continue
@@ -168,10 +175,12 @@ def _serialised(root: Path | None) -> Iterator[None]:
 
 
 def sync(sr: StoreReplicas, datasets: list[str],
-         tick: Callable[[int], None] | None = None, git_only: bool = False) -> SyncReport:
+         tick: Callable[[int], None] | None = None, git_only: bool = False,
+         leftover_age: timedelta | None = None) -> SyncReport:
     """Everything (`git_only`: only the given datasets' git sides, bundles and recent events, as
-    the post-update hook asks for after a push). What a failed hook run missed is the hook's to
-    catch up (`hook.catchup`), before this runs: `dss sync` does both."""
+    the post-update hook asks for after a push). Leftovers older than `leftover_age` (default:
+    the store's config) are removed. What a failed hook run missed is the hook's to catch up
+    (`hook.catchup`), before this runs: `dss sync` does both."""
     report = SyncReport()
     step = tick or (lambda _n: None)
     root = sr.primary.local_root
@@ -184,4 +193,10 @@ def sync(sr: StoreReplicas, datasets: list[str],
     drain_queue(sr, report, step)
     copy_missing(sr, datasets, report, step)
     sync_files(sr, datasets, report, step)
+    reachable = [n for n, _ in sr.backends if n not in report.unreachable]
+    cleaned = leftovers.clean(sr, datasets, sr.config.leftover_age if leftover_age is None else leftover_age,
+                              reachable)
+    report.removed += cleaned.removed
+    report.failed += cleaned.failed
+    report.fresh_leftovers = cleaned.fresh
     return report
