@@ -16,14 +16,15 @@ from ria_store.layout import object_relpath
 DSID = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
 
 
-def make_repo(path: Path, files: dict[str, bytes], store: Path) -> None:
+def make_repo(path: Path, files: dict[str, bytes], store: Path, dsid: str = DSID) -> None:
+    """A git-annex repo of `files` (SHA256E) with the dss remote `store` for dataset `dsid`."""
     run("git", "init", "-q", path)
     run("git", "annex", "init", "-q", cwd=path)
     write_files(path, files)
     run("git", "annex", "add", "-q", "--backend=SHA256E", ".", cwd=path)
     run("git", "commit", "-qm", "data", cwd=path)
     run("git", "annex", "initremote", "store", "type=external", "externaltype=dss",
-        "encryption=none", f"url=ria+file://{store}", f"archive-id={DSID}", cwd=path)
+        "encryption=none", f"url=ria+file://{store}", f"archive-id={dsid}", cwd=path)
 
 
 def test_three_clones_copy_J4_same_and_different_keys_at_once(store: Path, tmp_path: Path) -> None:

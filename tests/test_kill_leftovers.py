@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from cloud_servers import MirrorFixture, s3_admin_client
-from conftest import require_tool, run, write_files
+from conftest import require_tool, run
+from test_concurrency import make_repo
 
 from dss_remote.admin.store import add_mirror
 from dss_remote.backends.posix import PosixBackend
@@ -31,16 +32,6 @@ SIZES = [9 * MiB + 1234, 10 * MiB + 77, 9 * MiB + 5, 12 * MiB]
 KILLS = 20
 #: more attempts, if the kills so far left nothing for sync to clean (they land at random)
 EXTRA_KILLS = 10
-
-
-def make_repo(path: Path, files: dict[str, bytes], store: Path) -> None:
-    run("git", "init", "-q", path)
-    run("git", "annex", "init", "-q", cwd=path)
-    write_files(path, files)
-    run("git", "annex", "add", "-q", "--backend=SHA256E", ".", cwd=path)
-    run("git", "commit", "-qm", "data", cwd=path)
-    run("git", "annex", "initremote", "store", "type=external", "externaltype=dss",
-        "encryption=none", f"url=ria+file://{store}", f"archive-id={DSID}", cwd=path)
 
 
 def copy_killed_after(repo: Path, delay: float) -> bool:
@@ -109,7 +100,7 @@ def test_kill_9_during_copy_leaves_no_partial_object_and_sync_cleans_what_is_lef
     add_mirror(store, Mirror(url=s3_mirror.url, name="s3", endpoint_url=s3_mirror.endpoint_url))
     files = {f"big{i}.bin": os.urandom(size) for i, size in enumerate(SIZES)}
     repo = tmp_path / "repo"
-    make_repo(repo, files, store)
+    make_repo(repo, files, store, DSID)
     keys = dict(line.split("\t") for line in run(
         "git", "annex", "find", "--format=${file}\\t${key}\\n", cwd=repo).stdout.splitlines())
 
