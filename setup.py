@@ -33,6 +33,8 @@ setup(
         "asyncssh>=2.21",       # used directly: posix-rename, errors, the tests' SFTP server
         "tqdm>=4.60",           # progress bars of long dss commands on a TTY
         "requests>=2.28",       # webhook POSTs (already installed as a datalad dependency)
+        "fastapi>=0.110",       # `dss serve`: routing, validation, the error handlers
+        "uvicorn>=0.29",        # `dss serve`: the ASGI server (workers, TLS)
     ],
     extras_require={
         "test": [
@@ -46,6 +48,7 @@ setup(
             "gcp-storage-emulator>=2024.8",  # a real GCS JSON API server on loopback
             "trustme>=1.1",     # a throwaway CA and server certificates for the https mirror tests
             "requests>=2.28",
+            "httpx>=0.27",      # the HTTP client of the server tests
             "psutil>=5.9",      # the tests find and end the processes they started (/proc environ)
             "boto3-stubs[s3]>=1.36",
             "types-tqdm",

@@ -27,8 +27,10 @@ ALLOWED: dict[str, set[str]] = {
     "webhooks": {"ria_store", "dss_remote", "config", "history"},
     "hook": {"ria_store", "config", "history", "webhooks"},
     "admin": {"ria_store", "config", "backends", "replication", "hook"},
+    "access": {"ria_store", "config"},
+    "server": {"ria_store", "config", "backends", "replication", "history", "webhooks", "access"},
     "cli": {"ria_store", "dss_remote", "config", "backends", "replication", "history", "webhooks",
-            "hook", "admin"},
+            "hook", "admin", "access", "server"},
     # compatibility: hooks installed by 0.1 run `python -m dss_remote.post_update`
     "post_update": {"hook"},
 }

@@ -2,8 +2,8 @@
 
 Relative to the store's root (and so to a mirror's root) unless named otherwise. Which of them a
 mirror carries: the config, bundles and events (`dss sync` copies them); the repair queue is
-written to the replicas directly; subscriptions (secrets), the outbox, locks and logs never leave
-the store.
+written to the replicas directly; subscriptions (secrets), the outbox, locks, logs, access
+control and audit never leave the store.
 """
 
 from __future__ import annotations
@@ -31,6 +31,15 @@ DELIVER_LOG = "dss/logs/deliver.log"
 GIT_SYNC_LOG = "dss/logs/git-sync.log"
 #: held while `dss sync --git-only` uploads, so one push's upload never interleaves with the next
 GIT_SYNC_LOCK = "dss/locks/git-sync.lock"
+
+#: access control of `dss serve`: `tokens/<token id>.json` (only a hash of each secret, mode 0600),
+#: `issuers.json` (trusted JWT issuers), `acl.json` (who may read and write which dataset); never
+#: mirrored, never served
+ACCESS = "dss/access"
+#: one JSON line per denied request and per write, in daily files `<UTC day>.jsonl`; never mirrored
+AUDIT = "dss/audit"
+#: the four HCA DSS checksums of each stored key, `<dataset id>/<key hash dir>/<key>.json`
+CHECKSUMS = "dss/checksums"
 
 #: in a clone, under its git dir: copies of the configs of the stores it reached, so a node that
 #: cannot see the store still finds the mirrors

@@ -4,7 +4,9 @@ Fields: `version` (format, 1), `mirrors` (list of mirror entries, see mirrors.py
 `write_quorum` ("all" or a number of replicas), the optional `delivery` (webhook retry schedule,
 see delivery_policy.py) and the optional `leftover_age_hours` (how old a temp file, unfinished
 upload or empty directory of an interrupted write must be before `dss sync`/`dss repair` remove
-it: no writer is still busy with it; default 6). It never holds credentials.
+it: no writer is still busy with it; default 6) and the optional `server` (what `dss serve` needs:
+CORS origins, presigned URL lifetime, private callbacks; see server_settings.py). It never holds
+credentials.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from ria_store.errors import ConfigError, from_os_error
 from . import paths
 from .delivery_policy import DeliveryPolicy, parse_delivery
 from .mirrors import Mirror, parse_mirrors, parse_quorum
+from .server_settings import ServerSettings, parse_server
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 #: hours after its last write from which a leftover of an interrupted write is removed
 DEFAULT_LEFTOVER_AGE_HOURS = 6.0
-_FIELDS = {"version", "mirrors", "write_quorum", "delivery", "leftover_age_hours"}
+_FIELDS = {"version", "mirrors", "write_quorum", "delivery", "leftover_age_hours", "server"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class StoreConfig:
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     #: a temp file, unfinished upload or empty directory last written longer ago is a leftover
     leftover_age_hours: float = DEFAULT_LEFTOVER_AGE_HOURS
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     @property
     def leftover_age(self) -> timedelta:
@@ -65,6 +69,8 @@ class StoreConfig:
             out["delivery"] = self.delivery.to_json()
         if self.leftover_age_hours != DEFAULT_LEFTOVER_AGE_HOURS:
             out["leftover_age_hours"] = self.leftover_age_hours
+        if not self.server.is_default():
+            out["server"] = self.server.to_json()
         return out
 
     def dumps(self) -> str:
@@ -92,7 +98,9 @@ def parse_config(text: str, where: str) -> StoreConfig:
     quorum = cfg.get("write_quorum", "all")
     delivery = parse_delivery(cfg["delivery"], where) if "delivery" in cfg else DeliveryPolicy()
     age = parse_leftover_age(cfg.get("leftover_age_hours", DEFAULT_LEFTOVER_AGE_HOURS), where)
-    config = StoreConfig(mirrors=mirrors, write_quorum=quorum, delivery=delivery, leftover_age_hours=age)
+    server = parse_server(cfg["server"], where) if "server" in cfg else ServerSettings()
+    config = StoreConfig(mirrors=mirrors, write_quorum=quorum, delivery=delivery, leftover_age_hours=age,
+                         server=server)
     parse_quorum(quorum, config.writable_replicas, where)
     return config
 

@@ -1,0 +1,1 @@
+"""Who is calling and what they may do: dss tokens, trusted JWT issuers, per-dataset ACLs, audit."""
