@@ -1,0 +1,83 @@
+"""A real API server for tests: uvicorn in its own process on a free 127.0.0.1 port.
+
+`with api_server(store, gate_spec, tmp_path) as srv:` runs tests/serve_factory.py's app over
+`store` with a GateDouble built from `gate_spec`; `srv.url` is its base URL, `srv.audited()`
+what its gate audited. The server is stopped (and waited for) when the block ends, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cloud_servers import HOST, free_port
+
+TESTS = Path(__file__).resolve().parent
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class ApiServer:
+    url: str
+    log: Path
+    audit_file: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def audited(self) -> list[dict[str, Any]]:
+        if not self.audit_file.exists():
+            return []
+        return [json.loads(line) for line in self.audit_file.read_text().splitlines() if line]
+
+
+@contextmanager
+def api_server(store: Path, gate_spec: Mapping[str, Any], work: Path, *, public_url: str | None = None,
+               extra_args: tuple[str, ...] = ()) -> Iterator[ApiServer]:
+    """uvicorn serving `store` until the block ends; fails the test naming what it printed."""
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    srv = ApiServer(url, work / f"uvicorn-{port}.log", work / f"audit-{port}.jsonl")
+    # it keeps this test's DSS_TEST_ID: the leftover reaper ends it with the test if we could not
+    env = os.environ | {"DSS_TEST_STORE": str(store), "DSS_TEST_GATE": json.dumps(gate_spec),
+                        "DSS_TEST_AUDIT": str(srv.audit_file), "DSS_TEST_PUBLIC_URL": public_url or ""}
+    with open(srv.log, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "serve_factory:app", "--app-dir", str(TESTS),
+             "--host", HOST, "--port", str(port), "--no-access-log", *extra_args],
+            cwd=work, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the API server exited with {proc.returncode}; it printed:\n{srv.output()}")
+            try:
+                requests.get(url + "/", timeout=1)  # any answer, 404 included: it is up
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the API server did not answer on {url} within {START_TIMEOUT:.0f} s; "
+                                f"it printed:\n{srv.output()}")
+                time.sleep(0.05)
+        yield srv
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
