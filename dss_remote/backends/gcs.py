@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import logging
 import os
@@ -20,7 +21,7 @@ from google.auth import exceptions as gauth_exc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
-from google.cloud.storage.retry import DEFAULT_RETRY
+from google.cloud.storage.retry import DEFAULT_RETRY, _should_retry
 
 from ria_store.errors import (
     AccessError,
@@ -106,6 +107,29 @@ def _declare_checksums(blob: Any, crc: bytes, md5: bytes) -> None:
     blob.md5_hash = _b64(md5)
 
 
+def _refused(e: BaseException) -> bool:
+    """Whether a connection was refused somewhere under `e` (requests wraps urllib3, which wraps
+    the OSError, in causes, `args` and `reason`)."""
+    seen: set[int] = set()
+    todo: list[object] = [e]
+    while todo:
+        x = todo.pop()
+        if not isinstance(x, BaseException) or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, ConnectionRefusedError) or getattr(x, "errno", None) == errno.ECONNREFUSED:
+            return True
+        todo += [x.__cause__, x.__context__, getattr(x, "reason", None), *x.args]
+    return False
+
+
+def _worth_retrying(e: BaseException) -> bool:
+    """google-cloud-storage's own rule, except for a refused connection: nothing listens there
+    (Google's front ends do not refuse; a dead emulator, proxy or wrong endpoint does), so waiting
+    out the retry deadline (90 s) only delays the read from the next replica."""
+    return bool(_should_retry(e)) and not _refused(e)
+
+
 def _unwrap(e: BaseException) -> BaseException:
     """The last error under api_core's "retry deadline exceeded"."""
     if isinstance(e, gexc.RetryError) and isinstance(e.cause, BaseException):
@@ -181,9 +205,10 @@ class GcsBackend(Backend):
         self.endpoint_url = endpoint_url
         self.storage_class = storage_class
         self.timeout = timeout
-        # every request is bounded by `timeout`; retries of transient failures by a few of them
+        # every request is bounded by `timeout`; retries of transient failures by a few of them, but
+        # not of a refused connection (see _worth_retrying)
         self._retry: Retry = DEFAULT_RETRY.with_timeout(3 * timeout).with_delay(
-            initial=min(1.0, timeout / 4), maximum=max(timeout, 1.0))
+            initial=min(1.0, timeout / 4), maximum=max(timeout, 1.0)).with_predicate(_worth_retrying)
         self._bucket_obj: Any = None
         self._client_lock = threading.Lock()
         self._bucket_exists = False
