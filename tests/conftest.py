@@ -23,6 +23,12 @@ from ria_store import store as ria
 # S3, GCS, HTTP and SFTP servers on loopback; every process a test starts ended with it
 pytest_plugins = ["cloud_servers", "file_servers", "leftover_processes"]
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `slow` tests (minutes each) first: xdist hands tests out in this order, so they run while
+    the short ones fill the other worker, instead of starting last and running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 # Hypothesis properties here are about values, not speed: its default 200 ms deadline per example
 # fails them at random on a loaded 2-core CI machine (first example imports, GC pauses). Speed
 # targets live in bench/.

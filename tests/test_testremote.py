@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from conftest import require_tool, run
 
 from dss_remote.admin.sibling import create_sibling
 
 
+@pytest.mark.slow
 def test_git_annex_testremote_passes_in_full(store: Path, dataset: Path) -> None:
     require_tool("git-annex-remote-dss")
     create_sibling(dataset, "store", f"ria+file://{store}")
