@@ -259,6 +259,22 @@ def test_a_symlinked_dataset_directory_part_is_refused(client: TestClient, tree:
     _dss_error(client.get(ds_url(PUBLIC, "archives/secret-dir/HEAD")), 403, "forbidden")
 
 
+def test_a_dataset_directory_that_is_a_symlink_to_another_dataset_is_refused(
+        client: TestClient, store: Path, tree: dict[str, Path]) -> None:
+    impostor = "5e6f7a8b-0000-4000-8000-0000000000ff"  # a public id whose directory is the private one
+    spec = SPEC | {"public": [PUBLIC, impostor]}
+    (store / impostor[:3] / impostor[3:]).symlink_to(tree[PRIVATE])
+    public = TestClient(create_app(store, GateDouble.from_spec(spec)))
+    _dss_error(public.get(ds_url(impostor, "HEAD")), 403, "forbidden")
+
+
+def test_a_symlinked_bundles_directory_is_refused(client: TestClient, store: Path) -> None:
+    log = store / "dss" / "bundles" / PUBLIC / "log.jsonl"
+    log.unlink()
+    log.symlink_to(store / "dss" / "audit" / "2026-12-03.jsonl")
+    _dss_error(client.get(f"/ria/dss/bundles/{PUBLIC}/log.jsonl"), 403, "forbidden")
+
+
 def test_an_alias_leading_out_of_the_store_is_404(client: TestClient, store: Path, tmp_path: Path) -> None:
     (tmp_path / "evil").mkdir()
     (tmp_path / "evil" / "HEAD").write_bytes(SECRET_BYTES)

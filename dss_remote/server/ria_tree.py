@@ -120,9 +120,10 @@ def _check_range(header: str | None, size: int) -> None:
                        f"{size} bytes", {"Content-Range": f"bytes */{size}"})
 
 
-def _file(request: Request, base: Path, rel: list[str], shown: str) -> Response:
-    """The regular file `base/rel...`, if it exists and resolves inside `base`."""
-    path = base.joinpath(*rel)
+def _file(request: Request, root: Path, place: list[str], rel: list[str], shown: str) -> Response:
+    """The regular file `root/place/rel`, if it exists and what was opened lies in `place`, judged
+    from the store's real root: a symlinked dataset directory counts as leaving it."""
+    path = root.joinpath(*place, *rel)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
@@ -131,12 +132,15 @@ def _file(request: Request, base: Path, rel: list[str], shown: str) -> Response:
         logger.warning("cannot open %s: %s", path, e)
         raise ApiError(404, "not_found", f"/ria/{shown} cannot be read on the server") from e
     try:
-        real = check_inside(base, path, f"/ria/{shown}", fd=fd)
+        real = check_inside(root, path, f"/ria/{shown}", fd=fd)
+        inside = real.relative_to(os.path.realpath(root)).parts
+        if list(inside[:len(place)]) != place:
+            raise UnsafePathError(f"/ria/{shown} resolves to {real}, outside {'/'.join(place)}")
         st = os.fstat(fd)
     except UnsafePathError as e:
         logger.warning("refused %s: %s", shown, e)
-        raise ApiError(403, "forbidden", f"/ria/{shown} leads outside its dataset (a symlink); "
-                       "it is not served") from e
+        raise ApiError(403, "forbidden", f"/ria/{shown} leads outside its place in the store (a "
+                       "symlink); it is not served") from e
     finally:
         os.close(fd)
     if not stat.S_ISREG(st.st_mode):
@@ -156,7 +160,8 @@ def _dataset(request: Request, root: Path, dsid: str, rel: list[str], shown: str
             key[:len(t)] == t and len(key) > len(t) for t in _DATASET_TREES):
         raise _not_served(shown)
     _require_read(request, _who(request), dsid)
-    base = root / dsid[:3] / dsid[3:]
+    place = [dsid[:3], dsid[3:]]
+    base = root.joinpath(*place)
     if not (base / VERSION_FILE).is_file():
         raise _not_found(shown)
     if key == ("config",):
@@ -166,7 +171,7 @@ def _dataset(request: Request, root: Path, dsid: str, rel: list[str], shown: str
             logger.warning("%s", e)
             raise ApiError(404, "not_found", f"/ria/{shown} cannot be read on the server") from e
         return Response(data, media_type="text/plain")
-    return _file(request, base, rel, shown)
+    return _file(request, root, place, rel, shown)
 
 
 @router.api_route(PREFIX + "/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -176,7 +181,7 @@ def ria_tree(request: Request) -> Response:
     shown = "/".join(segments)
     root: Path = request.app.state.store_root
     if tuple(segments) in _STORE_FILES:
-        return _file(request, root, segments, shown)
+        return _file(request, root, [], segments, shown)
     if segments[0] == ALIAS_DIR and len(segments) > 2:
         try:
             dsid = resolve_alias(open_store(root), segments[1])
@@ -191,7 +196,7 @@ def ria_tree(request: Request) -> Response:
         except UnsafePathError:
             raise _not_served(shown) from None
         _require_read(request, _who(request), dsid)
-        return _file(request, root / paths.BUNDLES / dsid, segments[3:], shown)
+        return _file(request, root, segments[:3], segments[3:], shown)
     if len(segments) > 2 and len(segments[0]) == 3:
         try:
             dsid = check_dataset_id(segments[0] + segments[1])
