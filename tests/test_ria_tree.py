@@ -251,7 +251,11 @@ def test_a_symlink_from_a_public_dataset_into_a_private_one_is_refused(
     (tree[PRIVATE] / "archives" / "archive.7z").write_bytes(SECRET_BYTES)
     link = tree[PUBLIC] / "archives" / "leak.7z"
     link.symlink_to(tree[PRIVATE] / "archives" / "archive.7z")
-    _dss_error(client.get(ds_url(PUBLIC, "archives/leak.7z")), 403, "forbidden")
+    _dss_error(client.get(ds_url(PUBLIC, "archives/leak.7z"), headers=READER), 403, "forbidden")
+    gate = client.app.state.gate  # type: ignore[attr-defined]
+    assert gate.audited[-1] | {"remote": None} == {
+        "identity": "rita", "remote": None, "method": "GET", "path": ds_url(PUBLIC, "archives/leak.7z"),
+        "dataset": PUBLIC, "status": 403}
 
 
 def test_a_symlinked_dataset_directory_part_is_refused(client: TestClient, tree: dict[str, Path]) -> None:

@@ -33,7 +33,7 @@ from ria_store.store import check_inside, open_store, resolve_alias
 from ..access.gate import Identity
 from ..config import paths
 from ..replication.gitsync import public_git_config
-from .caller import caller, require_read
+from .caller import caller, gate_of, require_read
 from .errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -79,9 +79,11 @@ def _segments(request: Request) -> list[str]:
 
 def _who(request: Request) -> Identity | None:
     try:
-        return caller(request)
+        who = caller(request)
     except ApiError as e:
         raise _basic(e) from None
+    request.state.who = who
+    return who
 
 
 def _basic(e: ApiError) -> ApiError:
@@ -120,7 +122,17 @@ def _check_range(header: str | None, size: int) -> None:
                        f"{size} bytes", {"Content-Range": f"bytes */{size}"})
 
 
-def _file(request: Request, root: Path, place: list[str], rel: list[str], shown: str) -> Response:
+def _audit(request: Request, status: int, dataset: str | None) -> None:
+    """Keep a refusal that did not go through `caller.deny` (a symlink out of its place)."""
+    who = request.state.who if hasattr(request.state, "who") else None
+    gate_of(request).audit({"identity": who.user if who else None,
+                            "remote": request.client.host if request.client else None,
+                            "method": request.method, "path": request.url.path, "dataset": dataset,
+                            "status": status})
+
+
+def _file(request: Request, root: Path, place: list[str], rel: list[str], *, shown: str,
+          dataset: str | None = None) -> Response:
     """The regular file `root/place/rel`, if it exists and what was opened lies in `place`, judged
     from the store's real root: a symlinked dataset directory counts as leaving it."""
     path = root.joinpath(*place, *rel)
@@ -139,6 +151,7 @@ def _file(request: Request, root: Path, place: list[str], rel: list[str], shown:
         st = os.fstat(fd)
     except UnsafePathError as e:
         logger.warning("refused %s: %s", shown, e)
+        _audit(request, 403, dataset)
         raise ApiError(403, "forbidden", f"/ria/{shown} leads outside its place in the store (a "
                        "symlink); it is not served") from e
     finally:
@@ -171,7 +184,7 @@ def _dataset(request: Request, root: Path, dsid: str, rel: list[str], shown: str
             logger.warning("%s", e)
             raise ApiError(404, "not_found", f"/ria/{shown} cannot be read on the server") from e
         return Response(data, media_type="text/plain")
-    return _file(request, root, place, rel, shown)
+    return _file(request, root, place, rel, shown=shown, dataset=dsid)
 
 
 @router.api_route(PREFIX + "/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
@@ -181,7 +194,7 @@ def ria_tree(request: Request) -> Response:
     shown = "/".join(segments)
     root: Path = request.app.state.store_root
     if tuple(segments) in _STORE_FILES:
-        return _file(request, root, [], segments, shown)
+        return _file(request, root, [], segments, shown=shown)
     if segments[0] == ALIAS_DIR and len(segments) > 2:
         try:
             dsid = resolve_alias(open_store(root), segments[1])
@@ -196,7 +209,7 @@ def ria_tree(request: Request) -> Response:
         except UnsafePathError:
             raise _not_served(shown) from None
         _require_read(request, _who(request), dsid)
-        return _file(request, root, segments[:3], segments[3:], shown)
+        return _file(request, root, segments[:3], segments[3:], shown=shown, dataset=dsid)
     if len(segments) > 2 and len(segments[0]) == 3:
         try:
             dsid = check_dataset_id(segments[0] + segments[1])
