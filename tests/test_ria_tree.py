@@ -173,6 +173,12 @@ def test_a_range_past_the_end_is_416(client: TestClient) -> None:
     assert res.headers["content-range"] == f"bytes */{len(ARCHIVE)}"
 
 
+def test_one_range_past_the_end_among_good_ones_is_416(client: TestClient) -> None:
+    res = client.get(ds_url(PUBLIC, "archives/archive.7z"),
+                     headers={"Range": f"bytes=0-1,{len(ARCHIVE) + 5}-"})
+    _dss_error(res, 416, "range_not_satisfiable")
+
+
 def test_a_malformed_range_is_400(client: TestClient) -> None:
     res = client.get(ds_url(PUBLIC, "archives/archive.7z"), headers={"Range": "pages=1-2"})
     _dss_error(res, 400, "illegal_arguments")

@@ -101,7 +101,8 @@ def _require_read(request: Request, who: Identity | None, dsid: str) -> None:
 
 
 def _check_range(header: str | None, size: int) -> None:
-    """Refuse what FileResponse would answer outside a DSS error body: bad syntax, no byte of it."""
+    """Refuse what FileResponse would answer outside a DSS error body: bad syntax, a range that
+    holds no byte of the file."""
     if header is None:
         return
     unit, _, spec = header.partition("=")
@@ -116,7 +117,8 @@ def _check_range(header: str | None, size: int) -> None:
         start, end = m[1], m[2]
         if start and end and int(end) < int(start):
             raise ApiError(400, "illegal_arguments", f"Range {header!r} ends before it starts")
-    if not any((int(m[1]) < size) if m[1] else (int(m[2]) > 0 and size > 0)
+    # one range outside the file is enough: FileResponse would answer it with a plain-text 416
+    if not all((int(m[1]) < size) if m[1] else (int(m[2]) > 0 and size > 0)
                for m in matches if m is not None):
         raise ApiError(416, "range_not_satisfiable", f"Range {header!r} lies outside the file's "
                        f"{size} bytes", {"Content-Range": f"bytes */{size}"})
