@@ -259,6 +259,20 @@ def test_put_with_an_unknown_replica(client: TestClient, store: Path) -> None:
     assert listing(store) == before
 
 
+def test_identical_repeated_replicas_are_accepted(client: TestClient) -> None:
+    res = client.get("/v1/subscriptions?replica=aws&replica=aws", headers=ALICE)
+    assert res.status_code == 200 and res.json() == {"subscriptions": []}
+
+
+def test_conflicting_replicas_are_refused(client: TestClient, store: Path) -> None:
+    before = listing(store)
+    res = client.put("/v1/subscriptions?replica=aws&replica=gcp", json=body(), headers=ALICE)
+    assert res.status_code == 400
+    assert res.json()["title"] == ("replica is given more than once with different values (aws, gcp); "
+                                   "give it once")
+    assert listing(store) == before
+
+
 def test_get_with_a_malformed_uuid(client: TestClient) -> None:
     res = client.get("/v1/subscriptions/..%2f..%2fetc", headers=ALICE)
     assert res.status_code in (400, 404) and res.json()["code"] in ("illegal_arguments", "not_found")

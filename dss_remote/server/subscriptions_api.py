@@ -58,7 +58,12 @@ def _bad(title: str) -> ApiError:
 
 
 def _check_replica(request: Request, replica: str | None) -> None:
-    """A replica name, if given, must be one of the store's; subscriptions cover all of them."""
+    """A replica name, if given, must be one of the store's; subscriptions cover all of them.
+    The hca client repeats query parameters: the same value twice is fine, two values are not."""
+    given = set(request.query_params.getlist("replica"))
+    if len(given) > 1:
+        raise _bad(f"replica is given more than once with different values ({', '.join(sorted(given))}); "
+                   "give it once")
     if replica is None:
         return
     mirrors = read_config(request.app.state.store_root).mirrors
