@@ -31,6 +31,8 @@ DELIVER_LOG = "dss/logs/deliver.log"
 GIT_SYNC_LOG = "dss/logs/git-sync.log"
 #: held while `dss sync --git-only` uploads, so one push's upload never interleaves with the next
 GIT_SYNC_LOCK = "dss/locks/git-sync.lock"
+#: held while `dss serve` counts a user's subscriptions and adds one (the per-user limit)
+SUBSCRIPTIONS_LOCK = "dss/locks/subscriptions.lock"
 
 #: access control of `dss serve`: `tokens/<token id>.json` (only a hash of each secret, mode 0600),
 #: `issuers.json` (trusted JWT issuers), `acl.json` (who may read and write which dataset); never

@@ -11,6 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from ..access.gate import Gate
 from ..config.store_config import read_config
 from . import errors
+from .ria_tree import router as ria_tree_router
+from .subscriptions_api import router as subscriptions_router
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ def create_app(store_root: Path, gate: Gate, *, public_url: str | None = None) -
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.settings = settings
     errors.install(app)
+    app.include_router(ria_tree_router)
+    app.include_router(subscriptions_router)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"],

@@ -5,6 +5,10 @@ keeps going while entries are pending, sleeping until the next is due but lookin
 every `poll` seconds for new ones, and exits when the outbox is empty. With `once` every entry
 due is attempted at most once (cron). Before exiting it releases the lock and looks again: work
 that arrived meanwhile (whose enqueuer found the lock taken) makes it take the lock and go on.
+
+A subscription made through the HTTP API (it has an `owner`) has its callback host checked again
+before every attempt (`callback_guard`: DNS answers change after subscribe time); a refused one
+is a failed attempt with the guard's reason, retried and dead-lettered like any other, never sent.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from ria_store.errors import DssError, NotFoundError
 from ria_store.urls import redact_url
 
 from ..config.delivery_policy import DeliveryPolicy
+from ..config.store_config import read_config
 from ..history import times
-from . import entry_file, outbox, subscriptions
+from . import callback_guard, entry_file, outbox, subscriptions
 from . import request as webhooks
 from .entry_file import CorruptEntryError, Entry
 from .outbox import FailedDelivery
@@ -67,6 +72,7 @@ class Deliverer:
         self._entries: dict[Path, Entry] = {}  # only the lock holder rewrites entries: safe to cache
         self._attempted: set[Path] = set()
         self._session: requests.Session | None = None
+        self._allow_private: bool | None = None  # the store config's, read when first needed
 
     def run(self) -> DeliveryReport:
         if not self._lock.try_acquire():
@@ -165,6 +171,10 @@ class Deliverer:
         if isinstance(sub, DssError):
             self._failed(entry, str(sub))
             return
+        refused = self._refused(sub)
+        if refused is not None:
+            self._failed(entry, f"not sent: {refused}")
+            return
         if sub.id in unreachable:  # one timeout per receiver and pass, not one per entry
             self._failed(entry, f"not sent, as this receiver just failed: {unreachable[sub.id]}")
             return
@@ -183,6 +193,18 @@ class Deliverer:
         if outcome.unreachable:
             unreachable[sub.id] = error
         self._failed(entry, error)
+
+    def _refused(self, sub: Subscription) -> str | None:
+        """Why the guard refuses `sub`'s callback now; None to send (admin-made ones always)."""
+        if sub.owner is None:
+            return None
+        try:
+            if self._allow_private is None:
+                self._allow_private = read_config(self.store_root).server.allow_private_callbacks
+            callback_guard.check_callback(sub.url, allow_private=self._allow_private)
+        except DssError as e:  # CallbackRefusedError, or a config that cannot be read
+            return str(e)
+        return None
 
     def _failed(self, entry: Entry, error: str) -> None:
         now = time.time()

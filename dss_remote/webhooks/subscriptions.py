@@ -1,11 +1,15 @@
 """Webhook subscriptions: one file per subscriber, `dss/subscriptions/<uuid>.json`, mode 0600.
 
-A file holds {id, url, secret, dataset?, path?, created}. The secret signs every delivery
+A file holds {id, url, secret, dataset?, path?, created, owner?, key_id?}. The secret signs every delivery
 (HMAC-SHA256), so the files are readable by their owner only, are never printed, and are never
 mirrored. In a store shared by a Unix group they are 0640 and belong to the store's group
 (ria_store/sharing.py), because every member's push queues deliveries: the group is the trust
 boundary, and other users cannot read them. `dataset` limits a subscription to one dataset;
 `path` to versions that changed a path matching the glob (`bundles.path_matches`).
+`owner` is the user who subscribed through the HTTP API (`dss serve`); files without one were made
+by `dss subscribe` (an admin on the store) and stay valid. Owned subscriptions are the untrusted
+ones: their callback host is checked before each delivery (`callback_guard`). `key_id` is the
+DSS's `hmac_key_id`, kept to be shown back; it is not a secret.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from ..history.events import Event
 logger = logging.getLogger(__name__)
 
 _ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_FIELDS = {"id", "url", "secret", "dataset", "path", "created"}
+_FIELDS = {"id", "url", "secret", "dataset", "path", "created", "owner", "key_id"}
 _MAX_SECRET = 4096
 
 
@@ -48,6 +52,9 @@ class Subscription:
     dataset: str | None = None
     path: str | None = None
     created: str = ""
+    #: who subscribed through the API; None for `dss subscribe` (an admin on the store)
+    owner: str | None = None
+    key_id: str | None = None
 
     def matches(self, event: Event, changed_paths: Sequence[str]) -> bool:
         """Whether `event` (whose bundle version changed `changed_paths`) goes to this subscriber."""
@@ -63,6 +70,10 @@ class Subscription:
             out["dataset"] = self.dataset
         if self.path is not None:
             out["path"] = self.path
+        if self.owner is not None:
+            out["owner"] = self.owner
+        if self.key_id is not None:
+            out["key_id"] = self.key_id
         return out
 
     def public_json(self) -> dict[str, Any]:
@@ -140,7 +151,8 @@ def subscription_path(store_root: Path, sub_id: str) -> Path:
 
 
 def create(store_root: Path, url: str, secret: str, dataset: str | None = None,
-           path: str | None = None, *, now: datetime | None = None) -> Subscription:
+           path: str | None = None, *, now: datetime | None = None, owner: str | None = None,
+           key_id: str | None = None) -> Subscription:
     """Validate and write a new subscription (mode 0600, 0640 in a group-shared store); nothing is
     written on bad input."""
     check_url(url)
@@ -150,8 +162,11 @@ def create(store_root: Path, url: str, secret: str, dataset: str | None = None,
         check_dataset_id(dataset)
     if path is not None:
         check_path_glob(path)
+    for what, value in (("owner", owner), ("key id", key_id)):
+        if value is not None and (not value or len(value) > 256 or any(c.isspace() for c in value)):
+            raise DssError(f"subscription {what} {value!r} must be one word of at most 256 characters")
     created = times.format_utc(now or times.now(), timespec="seconds")
-    sub = Subscription(str(uuid.uuid4()), url, secret, dataset, path, created)
+    sub = Subscription(str(uuid.uuid4()), url, secret, dataset, path, created, owner, key_id)
     target = subscription_path(store_root, sub.id)
     try:
         write_bytes_atomic(target, json.dumps(sub.to_json(), indent=1, sort_keys=True).encode() + b"\n",
@@ -169,11 +184,12 @@ def _parse(data: bytes, sub_id: str, where: Path) -> Subscription:
             raise ValueError("not a subscription object with a matching id")
         if not isinstance(obj.get("secret"), str) or not obj["secret"]:
             raise ValueError("no secret")
-        for k in ("dataset", "path", "created"):
+        for k in ("dataset", "path", "created", "owner", "key_id"):
             if not isinstance(obj.get(k, ""), str):
                 raise ValueError(f"{k} is not a string")
         sub = Subscription(sub_id, check_url(str(obj.get("url"))), obj["secret"], obj.get("dataset"),
-                           obj.get("path"), obj.get("created", ""))
+                           obj.get("path"), obj.get("created", ""), obj.get("owner"),
+                           obj.get("key_id"))
         if sub.dataset is not None:
             check_dataset_id(sub.dataset)
     except (ValueError, DssError) as e:
