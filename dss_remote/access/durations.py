@@ -8,6 +8,7 @@ from datetime import timedelta
 from ria_store.errors import ConfigError
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_DURATION = timedelta(days=36525)
 _DURATION_RE = re.compile(r"([1-9][0-9]{0,6})([smhdw])")
 
 
@@ -20,7 +21,9 @@ def parse_duration(text: str) -> timedelta | None:
         raise ConfigError(f"lifetime {text!r} is not a number with a unit s, m, h, d or w "
                           "(e.g. 90d, 12h) or `never`")
     try:
-        return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-    except OverflowError as e:
-        raise ConfigError(f"lifetime {text!r} is too long; use `never` for a token that never "
-                          "expires") from e
+        span = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    except OverflowError:
+        span = MAX_DURATION + MAX_DURATION
+    if span > MAX_DURATION:
+        raise ConfigError(f"lifetime {text!r} is longer than 100 years; use `never` instead")
+    return span

@@ -39,7 +39,9 @@ def looks_like_jwt(text: str) -> bool:
 
 def _cause(e: BaseException) -> str:
     inner = e.__cause__ or e
-    reason = getattr(inner, "reason", None)
+    code, reason = getattr(inner, "code", None), getattr(inner, "reason", None)
+    if isinstance(code, int):  # an HTTP answer: name its status
+        return one_line(f"HTTP {code} {reason or ''}")
     return one_line(reason if reason is not None else inner)
 
 
@@ -47,7 +49,8 @@ class JwtVerifier:
     """Verifies JWTs against a set of trusted issuers; keeps each JWKS URL's client (and its key
     cache) across reloads of the issuers file."""
 
-    def __init__(self) -> None:
+    def __init__(self, refetch_cooldown: float = JWKS_REFETCH_COOLDOWN_SECONDS) -> None:
+        self._cooldown = refetch_cooldown
         self._clients: dict[str, jwt.PyJWKClient] = {}
         self._lock = threading.Lock()
 
@@ -57,7 +60,7 @@ class JwtVerifier:
             if client is None:
                 client = jwt.PyJWKClient(uri, cache_jwk_set=True, lifespan=JWKS_CACHE_SECONDS,
                                          timeout=JWKS_TIMEOUT_SECONDS,
-                                         cooldown_duration=JWKS_REFETCH_COOLDOWN_SECONDS)
+                                         cooldown_duration=self._cooldown)
                 self._clients[uri] = client
             return client
 
@@ -131,11 +134,12 @@ class JwtVerifier:
             raise AuthenticationError(f"JWT of issuer {iss.issuer} lacks the {e.claim!r} claim; "
                                       "ask the issuer for a token with an expiry and audience") from e
         except jwt.ImmatureSignatureError as e:
-            raise AuthenticationError(f"JWT of issuer {iss.issuer} is not valid yet (nbf in the "
+            claim = "iat" if "iat" in str(e) else "nbf"
+            raise AuthenticationError(f"JWT of issuer {iss.issuer} is not valid yet ({claim} in the "
                                       "future); check the clocks") from e
         except jwt.InvalidIssuedAtError as e:
-            raise AuthenticationError(f"JWT of issuer {iss.issuer} was issued in the future (iat); "
-                                      "check the clocks") from e
+            raise AuthenticationError(f"JWT of issuer {iss.issuer} has an iat that is not a time "
+                                      "(seconds since 1970); the token is damaged") from e
         except jwt.InvalidSignatureError as e:
             raise AuthenticationError(f"JWT signature does not verify with key {kid!r} of issuer "
                                       f"{iss.issuer}; the token is forged or damaged") from e
