@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ria_store import store as ria
-from ria_store.errors import ConfigError
+from ria_store.errors import ConfigError, UnsafePathError
 from ria_store.layout import check_dataset_id
 
 from ..config import paths
@@ -158,10 +158,8 @@ def parse_acl(doc: object | None, where: str = ACL) -> Acl:
                 raise ConfigError(f"{what} must be a list of group names")
             groups[what] = check_groups(value, what)
         rules = {check_dataset_id(d): _rule(r, f"datasets.{d}") for d, r in datasets.items()}
-    except ConfigError as e:
+    except (ConfigError, UnsafePathError) as e:
         raise ConfigError(f"{where}: {e}; fix it with `dss acl`") from e
-    except ValueError as e:
-        raise ConfigError(f"{where}: {e}") from e
     return Acl(Rule(default.read or (), default.write or ()), groups["admin"], groups["create"], rules)
 
 
