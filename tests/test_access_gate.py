@@ -172,3 +172,29 @@ def test_the_app_lets_anonymous_callers_read_a_public_dataset(ds: Path) -> None:
     acl.set_dataset(ds, "~sample", read=["public"])
     res = TestClient(_app(ds)).get(f"/v1/probe/{PLAIN_DSID}")
     assert res.status_code == 200 and res.json()["user"] == "-"
+
+
+def test_a_damaged_acl_file_lets_nobody_in_and_is_logged_once(ds: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    acl.set_default(ds, admin=["lab"], read=["public"])
+    gate = StoreGate(ds)
+    assert gate.may_read(None, PLAIN_DSID)
+    (ds / "dss/access/acl.json").write_text('{"default": {"read": "public"}}')
+    with caplog.at_level("ERROR", logger="dss_remote.access.private_files"):
+        for _ in range(3):
+            assert not gate.may_read(None, PLAIN_DSID) and not gate.is_admin(ALICE)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{ds}/dss/access/acl.json: default.read must be a list of entries; fix the file or remove it and "
+        "set the rules again with `dss acl`; until it is fixed, it lets nobody in"]
+    (ds / "dss/access/acl.json").unlink()
+    acl.set_default(ds, admin=["lab"])
+    assert gate.is_admin(ALICE)
+
+
+def test_a_damaged_issuers_file_trusts_no_issuer(ds: Path) -> None:
+    key = rsa_key()
+    issuers.add(ds, make_issuer(ISS, AUD, jwks=jwks(key)))
+    gate = StoreGate(ds)
+    assert gate.identify(f"Bearer {sign(key)}") is not None
+    (ds / "dss/access/issuers.json").write_text("[]")
+    assert _refused(gate, f"Bearer {sign(key)}").startswith(f"JWT issuer '{ISS}' is not trusted")

@@ -159,7 +159,8 @@ def parse_acl(doc: object | None, where: str = ACL) -> Acl:
             groups[what] = check_groups(value, what)
         rules = {check_dataset_id(d): _rule(r, f"datasets.{d}") for d, r in datasets.items()}
     except (ConfigError, UnsafePathError) as e:
-        raise ConfigError(f"{where}: {e}; fix it with `dss acl`") from e
+        raise ConfigError(f"{where}: {e}; fix the file or remove it and set the rules again "
+                          "with `dss acl`") from e
     return Acl(Rule(default.read or (), default.write or ()), groups["admin"], groups["create"], rules)
 
 

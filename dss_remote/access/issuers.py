@@ -102,8 +102,8 @@ def parse_issuers(doc: object | None, where: str = ISSUERS) -> dict[str, Issuer]
     if doc is None:
         return {}
     if not isinstance(doc, dict) or not isinstance(doc.get("issuers"), list):
-        raise ConfigError(f"{where} must be {{\"issuers\": [...]}}; fix it or re-add the issuers "
-                          "with `dss auth issuer add`")
+        raise ConfigError(f"{where} must be {{\"issuers\": [...]}}; fix the file or remove it and "
+                          "add the issuers again with `dss auth issuer add`")
     out: dict[str, Issuer] = {}
     for entry in doc["issuers"]:
         if not isinstance(entry, dict) or set(entry) - _FIELDS:

@@ -74,14 +74,20 @@ def read_json(path: Path) -> object | None:
 
 class Watched(Generic[T]):
     """A file parsed by `parse` (None: the file is absent), parsed again only when its inode,
-    size or mtime changed; thread-safe, as the server answers requests on several threads."""
+    size or mtime changed; thread-safe, as the server answers requests on several threads.
 
-    def __init__(self, path: Path, parse: Callable[[object | None], T]) -> None:
+    A file that cannot be parsed (ConfigError) yields `damaged`, the value that lets nobody in,
+    and one error in the log per version of the file: the server fails closed, not with a 500 on
+    every request, until an admin fixes the file.
+    """
+
+    def __init__(self, path: Path, parse: Callable[[object | None], T], damaged: T) -> None:
         self.path = path
         self._parse = parse
+        self._damaged = damaged
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
-        self._value: T | None = None
+        self._value: T = damaged
         self._loaded = False
 
     def get(self) -> T:
@@ -94,6 +100,10 @@ class Watched(Generic[T]):
             raise from_os_error(e, str(self.path)) from e
         with self._lock:
             if not self._loaded or stamp != self._stamp:
-                self._value = self._parse(read_json(self.path) if stamp is not None else None)
+                try:
+                    self._value = self._parse(read_json(self.path) if stamp is not None else None)
+                except ConfigError as e:
+                    logger.error("%s; until it is fixed, it lets nobody in", e)
+                    self._value = self._damaged
                 self._stamp, self._loaded = stamp, True
-            return self._value  # type: ignore[return-value]
+            return self._value

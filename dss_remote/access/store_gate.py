@@ -38,9 +38,9 @@ class StoreGate:
     def __init__(self, store_root: Path) -> None:
         self.store_root = store_root
         acl_file, issuers_file = store_root / acl.ACL, store_root / issuers.ISSUERS
-        self._acl: Watched[Acl] = Watched(acl_file, lambda doc: acl.parse_acl(doc, str(acl_file)))
+        self._acl: Watched[Acl] = Watched(acl_file, lambda doc: acl.parse_acl(doc, str(acl_file)), Acl())
         self._issuers: Watched[dict[str, Issuer]] = Watched(
-            issuers_file, lambda doc: issuers.parse_issuers(doc, str(issuers_file)))
+            issuers_file, lambda doc: issuers.parse_issuers(doc, str(issuers_file)), {})
         self._jwts = JwtVerifier()
 
     def identify(self, authorization: str | None) -> Identity | None:
