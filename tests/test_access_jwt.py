@@ -265,3 +265,17 @@ def test_a_jwks_file_that_is_not_jwks_is_named_and_nothing_written(store: Path, 
 def test_a_jwt_whose_iat_is_not_a_time_is_refused() -> None:
     assert _refused(sign(RSA, iat="yesterday")) == (
         f"JWT of issuer {ISS} has an iat that is not a time (seconds since 1970); the token is damaged")
+
+
+def test_the_hca_clients_service_account_jwt_is_accepted() -> None:
+    """As hca 7.0.1 signs it (reference/hca_client.md): kid = private_key_id, iss = sub = email =
+    client_email, the hard-coded audience, the group claim `hca`, float iat and exp."""
+    svc = "uploader@project.iam.gserviceaccount.com"
+    aud = "https://dev.data.humancellatlas.org/"
+    group = "https://auth.data.humancellatlas.org/group"
+    key = rsa_key("0123456789abcdef0123456789abcdef01234567")
+    now = time.time()
+    token = sign(key, iss=svc, sub=svc, email=svc, aud=aud, groups=None, iat=now, exp=now + 3600,
+                 **{group: "hca", "https://auth.data.humancellatlas.org/email": svc})
+    trusted = {svc: make_issuer(svc, aud, jwks=jwks(key), groups_claim=group)}
+    assert JwtVerifier().verify(token, trusted) == Identity(svc, frozenset({"hca"}), "jwt")

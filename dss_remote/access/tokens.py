@@ -35,6 +35,7 @@ PREFIX = "dss_"
 _ID_RE = re.compile(r"[0-9a-f]{16}")
 _TOKEN_RE = re.compile(r"dss_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+_NO_TOKEN = "0" * 64
 #: one message for an unknown id and a wrong secret, so a caller learns nothing about which ids exist
 INVALID = "the dss token is not valid; ask an admin for a new one (`dss token create`)"
 
@@ -164,7 +165,9 @@ def verify(store_root: Path, token_text: str, now: datetime | None = None) -> Id
     except ConfigError as e:
         logger.warning("%s", e)
         loaded = None
-    if loaded is None or not hmac.compare_digest(loaded[1], _hash(secret)):
+    # the same work for an unknown id as for a wrong secret: the time taken tells nothing either
+    stored = loaded[1] if loaded is not None else _NO_TOKEN
+    if not hmac.compare_digest(stored, _hash(secret)) or loaded is None:
         raise AuthenticationError(INVALID)
     info = loaded[0]
     status = info.status(now or datetime.now(timezone.utc))
