@@ -192,3 +192,13 @@ def test_a_damaged_acl_file_is_named(doc: object, message: str) -> None:
 def test_the_closed_default_is_the_empty_acl() -> None:
     assert parse_acl(None) == Acl() and Acl().to_json() == {"default": {"read": [], "write": []},
                                                              "admin": [], "create": [], "datasets": {}}
+
+
+def test_concurrent_edits_all_land(store: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    ids = [f"{n:x}b2c3d4e-5f60-4b7c-8d9e-0f1a2b3c4d5e" for n in range(10, 16)]
+    for dsid in ids:
+        ria.create_dataset(ria.open_store(store), dsid)
+    with ThreadPoolExecutor(len(ids)) as pool:
+        list(pool.map(lambda d: acl.set_dataset(store, d, read=["lab"]), ids))
+    assert sorted(acl.load(store).datasets) == sorted(ids)

@@ -24,7 +24,7 @@ from ria_store.layout import check_dataset_id
 
 from ..config import paths
 from .gate import Identity
-from .private_files import ensure_private_dir, read_json, write_private_json
+from .private_files import edit_lock, ensure_private_dir, read_json, write_private_json
 from .tokens import check_name
 
 logger = logging.getLogger(__name__)
@@ -187,12 +187,14 @@ def set_dataset(store_root: Path, ref: str, read: Sequence[str] | None = None,
     rule = Rule(check_entries(read, "read") if read is not None else None,
                 check_entries(write, "write") if write is not None else None)
     dsid = resolve_dataset(store_root, ref)
-    acl = load(store_root)
-    old = acl.datasets.get(dsid, Rule())
-    new = Rule(rule.read if rule.read is not None else old.read,
-               rule.write if rule.write is not None else old.write)
-    save(store_root, replace(acl, datasets=acl.datasets | {dsid: new}))
-    return dsid, load(store_root).rule(dsid)
+    with edit_lock(store_root):
+        acl = load(store_root)
+        old = acl.datasets.get(dsid, Rule())
+        new = Rule(rule.read if rule.read is not None else old.read,
+                   rule.write if rule.write is not None else old.write)
+        acl = replace(acl, datasets=acl.datasets | {dsid: new})
+        save(store_root, acl)
+    return dsid, acl.rule(dsid)
 
 
 def set_default(store_root: Path, read: Sequence[str] | None = None, write: Sequence[str] | None = None,
@@ -202,10 +204,11 @@ def set_default(store_root: Path, read: Sequence[str] | None = None, write: Sequ
     new_write = check_entries(write, "write") if write is not None else None
     new_admin = check_groups(admin, "admin") if admin is not None else None
     new_create = check_groups(create, "create") if create is not None else None
-    acl = load(store_root)
-    acl = Acl(Rule(new_read if new_read is not None else acl.default.read,
-                   new_write if new_write is not None else acl.default.write),
-              new_admin if new_admin is not None else acl.admin,
-              new_create if new_create is not None else acl.create, acl.datasets)
-    save(store_root, acl)
+    with edit_lock(store_root):
+        acl = load(store_root)
+        acl = Acl(Rule(new_read if new_read is not None else acl.default.read,
+                       new_write if new_write is not None else acl.default.write),
+                  new_admin if new_admin is not None else acl.admin,
+                  new_create if new_create is not None else acl.create, acl.datasets)
+        save(store_root, acl)
     return acl

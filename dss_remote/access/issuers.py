@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from ria_store.errors import ConfigError, NotFoundError, from_os_error
 
 from ..config import paths
-from .private_files import ensure_private_dir, read_json, write_private_json
+from .private_files import edit_lock, ensure_private_dir, read_json, write_private_json
 
 logger = logging.getLogger(__name__)
 
@@ -132,17 +132,22 @@ def _save(store_root: Path, issuers: dict[str, Issuer]) -> None:
 
 def add(store_root: Path, issuer: Issuer) -> bool:
     """Trust `issuer` (replacing an entry for the same `iss`); True if it was new."""
-    current = load(store_root)
-    new = issuer.issuer not in current
-    current[issuer.issuer] = issuer
-    _save(store_root, current)
+    with edit_lock(store_root):
+        current = load(store_root)
+        new = issuer.issuer not in current
+        current[issuer.issuer] = issuer
+        _save(store_root, current)
     return new
 
 
 def remove(store_root: Path, issuer: str) -> None:
-    current = load(store_root)
-    if issuer not in current:
-        raise NotFoundError(f"issuer {issuer!r} is not trusted by store {store_root}; list them with "
+    missing = NotFoundError(f"issuer {issuer!r} is not trusted by store {store_root}; list them with "
                             "`dss auth issuer list`")
-    del current[issuer]
-    _save(store_root, current)
+    if not (store_root / ISSUERS).exists():
+        raise missing  # no file, no issuer: and nothing made for the lock
+    with edit_lock(store_root):
+        current = load(store_root)
+        if issuer not in current:
+            raise missing
+        del current[issuer]
+        _save(store_root, current)

@@ -18,7 +18,10 @@ from typing import Generic, TypeVar
 
 from ria_store.atomic import fsync_dir, write_bytes_atomic
 from ria_store.errors import ConfigError, from_os_error
+from ria_store.locks import FileLock
 from ria_store.sharing import is_shared
+
+from ..config import paths
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,13 @@ def ensure_private_dir(store_root: Path, rel: str) -> Path:
         os.chmod(path, SHARED_PRIVATE_DIR_MODE if is_shared(parent) else PRIVATE_DIR_MODE)
         fsync_dir(parent)
     return path
+
+
+def edit_lock(store_root: Path) -> FileLock:
+    """Held while a command reads, changes and writes back acl.json or issuers.json, so two
+    admins' edits at once both land (the server only reads, and needs no lock)."""
+    ensure_private_dir(store_root, paths.ACCESS)
+    return FileLock(store_root / paths.ACCESS / ".edit.lock")
 
 
 def write_private_json(path: Path, doc: object) -> None:
