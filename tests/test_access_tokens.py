@@ -183,3 +183,13 @@ def test_a_duration_over_100_years_is_refused() -> None:
     with pytest.raises(ConfigError) as e:
         parse_duration("9999999d")
     assert str(e.value) == "lifetime '9999999d' is longer than 100 years; use `never` instead"
+
+
+def test_list_names_a_damaged_token_file(store: Path) -> None:
+    token_id, _ = tokens.create(store, "alice", [], None)
+    f = store / "dss/access/tokens" / f"{token_id}.json"
+    f.write_text('{"id": "x", "groups": "lab"}')
+    with pytest.raises(ConfigError) as e:
+        tokens.list_tokens(store)
+    assert str(e.value) == (f"token file {f} is damaged; remove it (its token no longer works) and create "
+                            "a new token")

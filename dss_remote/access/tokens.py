@@ -97,8 +97,9 @@ def create(store_root: Path, user: str, groups: Iterable[str], expires: timedelt
 
 
 def _parse(doc: object, where: Path) -> tuple[TokenInfo, str]:
-    damaged = ConfigError(f"token file {where} is damaged; revoke the token and create a new one")
-    if not isinstance(doc, dict):
+    damaged = ConfigError(f"token file {where} is damaged; remove it (its token no longer works) and "
+                          "create a new token")
+    if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
         raise damaged
     try:
         info = TokenInfo(doc["id"], doc["user"], tuple(doc["groups"]), doc["created"], doc["expires"],
