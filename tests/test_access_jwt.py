@@ -279,3 +279,10 @@ def test_the_hca_clients_service_account_jwt_is_accepted() -> None:
                  **{group: "hca", "https://auth.data.humancellatlas.org/email": svc})
     trusted = {svc: make_issuer(svc, aud, jwks=jwks(key), groups_claim=group)}
     assert JwtVerifier().verify(token, trusted) == Identity(svc, frozenset({"hca"}), "jwt")
+
+
+def test_a_jwks_url_serving_no_usable_key_is_named() -> None:
+    with jwks_server({"keys": [{"kty": "nope", "kid": RSA.kid}]}) as srv:
+        message = _refused(sign(RSA), {ISS: make_issuer(ISS, AUD, jwks_uri=srv.url)})
+    assert message.startswith(f"the keys at {srv.url} of issuer {ISS} are not a usable JWKS (")
+    assert message.endswith("); ask an admin to check the issuer's jwks_uri")

@@ -67,28 +67,33 @@ class JwtVerifier:
     def _key(self, iss: Issuer, kid: str) -> jwt.PyJWK:
         unknown = AuthenticationError(f"JWT key id {kid!r:.80} is not among the keys of issuer {iss.issuer}; "
                                       "sign in again, or ask an admin to update the issuer's JWKS")
-        if iss.jwks is not None:
-            for key in iss.jwks.get("keys", []):
-                if key.get("kid") == kid:
+        if iss.jwks_uri is None:  # the JWKS copied into the store
+            for key in (iss.jwks or {}).get("keys", []):
+                if key.get("kid") == kid and key.get("use", "sig") == "sig":
                     try:
                         return jwt.PyJWK(key)
                     except jwt.PyJWTError as e:
                         raise AuthenticationError(f"key {kid!r} of issuer {iss.issuer} is not usable "
                                                   f"({one_line(e)}); ask an admin to fix its JWKS") from e
             raise unknown
-        assert iss.jwks_uri is not None
+        client = self._client(iss.jwks_uri)
         try:
-            return self._client(iss.jwks_uri).get_signing_key(kid)
+            return client.get_signing_key(kid)
         except jwt.PyJWKClientConnectionError as e:
             raise AuthenticationError(f"cannot fetch the keys of issuer {iss.issuer} from "
                                       f"{iss.jwks_uri}: {_cause(e)}; try again later or ask an admin "
                                       "to check the issuer's jwks_uri") from e
-        except jwt.PyJWKClientError as e:
-            if "matches" in str(e):
-                raise unknown from e
+        except jwt.PyJWTError as e:
+            problem = e
+        # PyJWT raises the same error class for "no such kid" and "no usable key set": the set,
+        # cached now if it was usable, tells which
+        try:
+            client.get_signing_keys()
+        except jwt.PyJWTError as e:
             raise AuthenticationError(f"the keys at {iss.jwks_uri} of issuer {iss.issuer} are not a "
                                       f"usable JWKS ({one_line(e)}); ask an admin to check the "
                                       "issuer's jwks_uri") from e
+        raise unknown from problem
 
     def verify(self, token: str, issuers: Mapping[str, Issuer]) -> Identity:
         """The identity a JWT names; AuthenticationError naming the problem."""
