@@ -12,7 +12,7 @@ from ..access import acl
 from ..access.acl import Rule
 
 _ENTRIES = ("`public` (anyone, also anonymous; read only), `authenticated` (anyone signed in), "
-            "user:NAME or a group; comma-separated, `` (empty) for nobody")
+            "user:NAME or a group; comma-separated; '' (empty) for nobody")
 
 
 def _list(text: str) -> list[str]:
