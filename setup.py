@@ -35,6 +35,9 @@ setup(
         "requests>=2.28",       # webhook POSTs (already installed as a datalad dependency)
         "fastapi>=0.110",       # `dss serve`: routing, validation, the error handlers
         "uvicorn>=0.29",        # `dss serve`: the ASGI server (workers, TLS)
+        # `dss serve`: JWTs of trusted issuers (RS256/ES256 verification, JWKS fetching and
+        # caching); [crypto] pulls `cryptography`, already required by google-auth and asyncssh
+        "PyJWT[crypto]>=2.8",
     ],
     extras_require={
         "test": [

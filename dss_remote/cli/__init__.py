@@ -11,11 +11,28 @@ from collections.abc import Sequence
 from ria_store.errors import DssError, one_line
 
 from .. import __version__
-from . import bundles, clone, deliver, demo, events, fsck, init, mirror, repair, sibling, subscribe, sync
+from . import (
+    acl,
+    auth,
+    bundles,
+    clone,
+    deliver,
+    demo,
+    events,
+    fsck,
+    init,
+    mirror,
+    repair,
+    sibling,
+    subscribe,
+    sync,
+    token,
+)
 
 logger = logging.getLogger(__name__)
 
-_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, bundles, events, subscribe, deliver, demo)
+_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, bundles, events, subscribe, deliver, demo,
+           token, auth, acl)
 
 
 def build_parser() -> argparse.ArgumentParser:
