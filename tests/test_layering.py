@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "webhooks": {"ria_store", "dss_remote", "config", "history"},
     "hook": {"ria_store", "config", "history", "webhooks"},
     "admin": {"ria_store", "config", "backends", "replication", "hook"},
-    "access": {"ria_store", "config"},
+    "access": {"ria_store", "config", "history"},
     "server": {"ria_store", "config", "backends", "replication", "history", "webhooks", "access"},
     "cli": {"ria_store", "dss_remote", "config", "backends", "replication", "history", "webhooks",
             "hook", "admin", "access", "server"},

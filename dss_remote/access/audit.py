@@ -20,8 +20,8 @@ from ria_store.atomic import write_all
 from ria_store.sharing import file_mode, is_shared
 
 from ..config import paths
+from ..history.times import format_utc
 from .private_files import PRIVATE_FILE_MODE, ensure_private_dir
-from .utc import format_utc
 
 logger = logging.getLogger(__name__)
 

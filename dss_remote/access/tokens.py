@@ -24,9 +24,9 @@ from ria_store.errors import ConfigError, NotFoundError
 from ria_store.listing import list_dir
 
 from ..config import paths
+from ..history.times import format_utc, parse_utc
 from .gate import AuthenticationError, Identity
 from .private_files import ensure_private_dir, read_json, write_private_json
-from .utc import format_utc, parse_utc
 
 logger = logging.getLogger(__name__)
 
