@@ -11,11 +11,26 @@ from collections.abc import Sequence
 from ria_store.errors import DssError, one_line
 
 from .. import __version__
-from . import bundles, clone, deliver, demo, events, fsck, init, mirror, repair, sibling, subscribe, sync
+from . import (
+    bundles,
+    checksums,
+    clone,
+    deliver,
+    demo,
+    events,
+    fsck,
+    init,
+    mirror,
+    repair,
+    sibling,
+    subscribe,
+    sync,
+)
 
 logger = logging.getLogger(__name__)
 
-_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, bundles, events, subscribe, deliver, demo)
+_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, bundles, events, subscribe, deliver,
+           demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
