@@ -206,31 +206,30 @@ class S3Etag:
 
 
 class DssDigests:
-    """The four DSS checksums (`DSS_NAMES`) of `size` bytes fed to `update`, in one pass, plus
-    any hashlib names in `extra` (the checksum a key carries, when it is none of these).
+    """Checksums of `size` bytes fed to `update`, in one pass: by default the four the DSS keeps
+    (`DSS_NAMES`); `names` may pick some of them and add hashlib names (the checksum a key
+    carries), so a file can be hashed in parallel lanes, each with a share of the names.
 
-    The size must be known first: the S3 ETag's part size depends on it."""
+    The size must be known first: the S3 ETag's part size depends on it. `md5` next to
+    `s3_etag` of one part is the ETag itself, never a second MD5 pass over the same bytes."""
 
-    def __init__(self, size: int, *, extra: Iterable[str] = (), part: int = S3_ETAG_PART) -> None:
-        self.expected = size
+    def __init__(self, size: int, names: Iterable[str] = DSS_NAMES, *, part: int = S3_ETAG_PART) -> None:
+        wanted = list(names)
         self.size = 0
-        self._sha256 = hashlib.sha256()
-        self._sha1 = hashlib.sha1(usedforsecurity=False)
-        self._crc32c: Any = _Crc32c()
-        self._etag = S3Etag(s3_etag_part_size(size, part))
-        # md5 of one part is the ETag itself: no second MD5 pass over the same bytes
-        self._one_part = size <= s3_etag_part_size(size, part)
-        self._extra = {name: hashlib.new(name) for name in extra
-                       if name not in ("sha256", "sha1") and not (name == "md5" and self._one_part)}
-        self._md5_alias = "md5" in extra and "md5" not in self._extra
+        self._crc32c: Any = _Crc32c() if "crc32c" in wanted else None
+        part_size = s3_etag_part_size(size, part)
+        self._etag = S3Etag(part_size) if "s3_etag" in wanted else None
+        self._md5_alias = "md5" in wanted and self._etag is not None and size <= part_size
+        self._hashes = {name: hashlib.new(name) for name in wanted
+                        if name not in ("crc32c", "s3_etag") and not (name == "md5" and self._md5_alias)}
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes) -> None:
         self.size += len(data)
-        self._sha256.update(data)
-        self._sha1.update(data)
-        self._crc32c.update(data)
-        self._etag.update(data)
-        for h in self._extra.values():
+        if self._crc32c is not None:
+            self._crc32c.update(data)  # google-crc32c takes bytes, not a memoryview
+        if self._etag is not None:
+            self._etag.update(data)
+        for h in self._hashes.values():
             h.update(data)
 
     def read_from(self, f: BinaryIO) -> DssDigests:
@@ -239,11 +238,12 @@ class DssDigests:
         return self
 
     def hexdigests(self) -> dict[str, str]:
-        """{name: lower-case hex} of DSS_NAMES and the extra names; `crc32c` as the DSS writes
-        it, always 8 digits."""
-        out = {"sha256": self._sha256.hexdigest(), "sha1": self._sha1.hexdigest(),
-               "crc32c": bytes(self._crc32c.digest()).hex(), "s3_etag": self._etag.hexdigest()}
-        out.update((name, h.hexdigest()) for name, h in self._extra.items())
-        if self._md5_alias:
-            out["md5"] = out["s3_etag"]
+        """{name: lower-case hex}; `crc32c` as the DSS writes it, always 8 digits."""
+        out = {name: h.hexdigest() for name, h in self._hashes.items()}
+        if self._crc32c is not None:
+            out["crc32c"] = bytes(self._crc32c.digest()).hex()
+        if self._etag is not None:
+            out["s3_etag"] = self._etag.hexdigest()
+            if self._md5_alias and "-" not in out["s3_etag"]:
+                out["md5"] = out["s3_etag"]
         return out

@@ -141,8 +141,7 @@ def _one(root: Path, dsid: str, item: _Held, reader: ArchiveReader, verify: bool
     if sums == have:
         return outcome(VERIFIED)
     path = key_checksums.record_path(root, dsid, item.key.text)
-    differ = ", ".join(n for n in ("size", "sha256", "sha1", "crc32c", "s3_etag")
-                       if getattr(sums, n) != getattr(have, n))
+    differ = ", ".join(key_checksums.differing(have, sums))
     return outcome(MISMATCH, f"record {path}: {differ} differ from the content's; "
                    f"delete it and run `dss checksums {root} --dataset {dsid}`")
 

@@ -15,16 +15,17 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ria_store.atomic import create_exclusive
-from ria_store.errors import CorruptError, DssError, from_os_error
+from ria_store.errors import CorruptError, from_os_error
 from ria_store.keys import AnnexKey, parse_key, sanitize_key
 from ria_store.layout import check_dataset_id, dirhash_lower
 
-from ..backends.checksums import DSS_NAMES, DssDigests
+from ..backends.checksums import DSS_NAMES, DssDigests, s3_etag_part_size
 from ..config import paths
 
 logger = logging.getLogger(__name__)
@@ -110,9 +111,14 @@ def record(store_root: Path, dataset_id: str, key: str, sums: KeyChecksums) -> N
     except OSError as e:
         raise from_os_error(e, f"checksum record {path}", writing=True) from e
     have = read(store_root, dataset_id, key)
-    if have != sums:
-        raise CorruptError(f"checksum record {path} says {have}, the content gives {sums}; "
-                           f"{_fix(dataset_id)}")
+    if have is not None and have != sums:
+        raise CorruptError(f"checksum record {path}: {', '.join(differing(have, sums))} differ from "
+                           f"the content's; {_fix(dataset_id)}")
+
+
+def differing(a: KeyChecksums, b: KeyChecksums) -> list[str]:
+    """The names of the fields in which `a` and `b` differ."""
+    return [name for name in ("size", *DSS_NAMES) if getattr(a, name) != getattr(b, name)]
 
 
 def _check_against_key(key: AnnexKey, sums: KeyChecksums, extra: Mapping[str, str] | None = None) -> None:
@@ -134,27 +140,71 @@ def _check_against_key(key: AnnexKey, sums: KeyChecksums, extra: Mapping[str, st
                            "`dss fsck` then `dss repair`); no checksums recorded")
 
 
-def compute(f: BinaryIO, size: int, key: AnnexKey) -> KeyChecksums:
-    """The checksums of `size` bytes read from `f` (one pass), checked against `key`: its size and
-    the checksum its name carries (hashed in the same pass when it is none of the four);
-    CorruptError on a mismatch."""
+def _names(key: AnnexKey) -> list[str]:
+    """DSS_NAMES and the checksum the key carries, if it is another one."""
     checksum = key.checksum
-    digests = DssDigests(size, extra=[checksum[0]] if checksum else [])
-    hexes = digests.read_from(f).hexdigests()
-    sums = KeyChecksums.from_hex(digests.size, hexes)
-    if digests.size != size:
-        raise CorruptError(f"{key}: read {digests.size} bytes where {size} were expected "
+    extra = [checksum[0]] if checksum is not None and checksum[0] not in DSS_NAMES else []
+    return [*DSS_NAMES, *extra]
+
+
+def _checked(key: AnnexKey, size: int, got: int, hexes: Mapping[str, str]) -> KeyChecksums:
+    """The checksums of what was read, once it is the size expected and agrees with the key."""
+    if got != size:
+        raise CorruptError(f"{key}: read {got} bytes where {size} were expected "
                            "(the file changed while it was read); no checksums recorded")
+    sums = KeyChecksums.from_hex(size, hexes)
     _check_against_key(key, sums, hexes)
     return sums
 
 
+def compute(f: BinaryIO, size: int, key: AnnexKey) -> KeyChecksums:
+    """The checksums of `size` bytes read from `f` (one pass), checked against `key`: its size and
+    the checksum its name carries (hashed in the same pass when it is none of the four);
+    CorruptError on a mismatch."""
+    digests = DssDigests(size, _names(key)).read_from(f)
+    return _checked(key, size, digests.size, digests.hexdigests())
+
+
+#: below this, one pass in one thread; above, the names are hashed in parallel lanes
+LANES_FROM = 16 << 20
+
+
+def _lanes(names: list[str], size: int) -> list[list[str]]:
+    """The names split so that no thread does all the work: MD5 (the ETag's, and a whole-file
+    one for an MD5 key of several parts) is the slowest of them, as slow as the other three
+    together, so it gets a lane of its own, and so does any other hash a key carries."""
+    if size < LANES_FROM:
+        return [names]
+    rest = [n for n in names if n not in DSS_NAMES]
+    if rest == ["md5"] and size <= s3_etag_part_size(size):
+        return [["sha256", "sha1", "crc32c"], ["s3_etag", "md5"]]  # one part: the ETag is the MD5
+    return [["sha256", "sha1", "crc32c"], ["s3_etag"], *([rest] if rest else [])]
+
+
 def compute_file(path: Path, key: AnnexKey) -> KeyChecksums:
-    """`compute` over a local file."""
+    """`compute` over a local file; a large one is read by one thread per lane (hashlib releases
+    the GIL, so they run on as many cores; the page cache serves the second reader), so the pass
+    takes about as long as its slowest hash, not all of them."""
     try:
-        with open(path, "rb") as f:
-            return compute(f, os.fstat(f.fileno()).st_size, key)
-    except DssError:
-        raise
+        size = os.stat(path).st_size
     except OSError as e:
         raise from_os_error(e, f"local file {path}") from e
+    lanes = _lanes(_names(key), size)
+
+    def lane(names: list[str]) -> DssDigests:
+        try:
+            with open(path, "rb") as f:
+                return DssDigests(size, names).read_from(f)
+        except OSError as e:
+            raise from_os_error(e, f"local file {path}") from e
+
+    if len(lanes) == 1:
+        done = [lane(lanes[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="dss-hash") as pool:
+            done = list(pool.map(lane, lanes))
+    hexes: dict[str, str] = {}
+    for d in done:
+        hexes.update(d.hexdigests())
+    short = [d.size for d in done if d.size != size]
+    return _checked(key, size, short[0] if short else size, hexes)
