@@ -148,3 +148,102 @@ def hex_to_b64(value: str) -> str:
 
 def is_hex(value: str, length: int) -> bool:
     return len(value) == length and all(c in "0123456789abcdef" for c in value)
+
+
+#: the names and order of the checksums the HCA DSS keeps of every file (lower-case hex each)
+DSS_NAMES = ("sha256", "sha1", "crc32c", "s3_etag")
+#: the DSS's S3 part size, and S3's part limit, which makes it grow for files past 625 GiB
+S3_ETAG_PART = 64 << 20
+S3_MAX_PARTS = 10_000
+_MIB = 1 << 20
+
+
+def s3_etag_part_size(size: int, part: int = S3_ETAG_PART) -> int:
+    """The part size of the DSS's S3 ETag for a file of `size` bytes: `part` while the file fits
+    in S3_MAX_PARTS parts, else size / S3_MAX_PARTS rounded up to whole MiB.
+
+    The rule of HumanCellAtlas/dcplib `dcplib/s3_multipart.py` `get_s3_multipart_chunk_size`
+    (AWS_MIN_CHUNK_SIZE 64 MiB, AWS_MAX_MULTIPART_COUNT 10000), which the DSS and the hca client
+    use for the `s3_etag` they write; `part` is a parameter so tests can make multipart ETags of
+    small files."""
+    if size <= S3_MAX_PARTS * part:
+        return part
+    per_part = -(-size // S3_MAX_PARTS)
+    return -(-per_part // _MIB) * _MIB
+
+
+class S3Etag:
+    """The ETag S3 gives an upload of this content in parts of `part_size`: the plain MD5 hex
+    when it is one part (or empty), else `md5(part md5 digests joined)-<parts>` (dcplib
+    `checksumming_io/s3_etag.py`; unlike that one, a chunk may span any number of parts)."""
+
+    def __init__(self, part_size: int) -> None:
+        if part_size <= 0:
+            raise ValueError(f"part size must be positive, not {part_size}")
+        self._part_size = part_size
+        self._parts: list[bytes] = []
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._fill = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            if self._fill == self._part_size:  # close a full part only once more bytes come
+                self._parts.append(self._md5.digest())
+                self._md5 = hashlib.md5(usedforsecurity=False)
+                self._fill = 0
+            n = min(len(view), self._part_size - self._fill)
+            self._md5.update(view[:n])
+            self._fill += n
+            view = view[n:]
+
+    def hexdigest(self) -> str:
+        if not self._parts:
+            return self._md5.hexdigest()
+        digests = [*self._parts, self._md5.digest()]
+        joined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+        return f"{joined}-{len(digests)}"
+
+
+class DssDigests:
+    """Checksums of `size` bytes fed to `update`, in one pass: by default the four the DSS keeps
+    (`DSS_NAMES`); `names` may pick some of them and add hashlib names (the checksum a key
+    carries), so a file can be hashed in parallel lanes, each with a share of the names.
+
+    The size must be known first: the S3 ETag's part size depends on it. `md5` next to
+    `s3_etag` of one part is the ETag itself, never a second MD5 pass over the same bytes."""
+
+    def __init__(self, size: int, names: Iterable[str] = DSS_NAMES, *, part: int = S3_ETAG_PART) -> None:
+        wanted = list(names)
+        self.size = 0
+        self._crc32c: Any = _Crc32c() if "crc32c" in wanted else None
+        part_size = s3_etag_part_size(size, part)
+        self._etag = S3Etag(part_size) if "s3_etag" in wanted else None
+        self._md5_alias = "md5" in wanted and self._etag is not None and size <= part_size
+        self._hashes = {name: hashlib.new(name) for name in wanted
+                        if name not in ("crc32c", "s3_etag") and not (name == "md5" and self._md5_alias)}
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._crc32c is not None:
+            self._crc32c.update(data)  # google-crc32c takes bytes, not a memoryview
+        if self._etag is not None:
+            self._etag.update(data)
+        for h in self._hashes.values():
+            h.update(data)
+
+    def read_from(self, f: BinaryIO) -> DssDigests:
+        while chunk := f.read(_READ):
+            self.update(chunk)
+        return self
+
+    def hexdigests(self) -> dict[str, str]:
+        """{name: lower-case hex}; `crc32c` as the DSS writes it, always 8 digits."""
+        out = {name: h.hexdigest() for name, h in self._hashes.items()}
+        if self._crc32c is not None:
+            out["crc32c"] = bytes(self._crc32c.digest()).hex()
+        if self._etag is not None:
+            out["s3_etag"] = self._etag.hexdigest()
+            if self._md5_alias and "-" not in out["s3_etag"]:
+                out["md5"] = out["s3_etag"]
+        return out

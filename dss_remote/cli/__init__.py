@@ -15,6 +15,7 @@ from . import (
     acl,
     auth,
     bundles,
+    checksums,
     clone,
     deliver,
     demo,
@@ -31,8 +32,8 @@ from . import (
 
 logger = logging.getLogger(__name__)
 
-_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, bundles, events, subscribe, deliver, demo,
-           token, auth, acl)
+_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, bundles, events, subscribe, deliver,
+           demo, token, auth, acl)
 
 
 def build_parser() -> argparse.ArgumentParser:

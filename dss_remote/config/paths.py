@@ -3,7 +3,8 @@
 Relative to the store's root (and so to a mirror's root) unless named otherwise. Which of them a
 mirror carries: the config, bundles and events (`dss sync` copies them); the repair queue is
 written to the replicas directly; subscriptions (secrets), the outbox, locks, logs, access
-control and audit never leave the store.
+control, audit and checksum records (derived from the keys, recomputed by `dss checksums`) never
+leave the store.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ SUBSCRIPTIONS_LOCK = "dss/locks/subscriptions.lock"
 ACCESS = "dss/access"
 #: one JSON line per denied request and per write, in daily files `<UTC day>.jsonl`; never mirrored
 AUDIT = "dss/audit"
-#: the four HCA DSS checksums of each stored key, `<dataset id>/<key hash dir>/<key>.json`
+#: the four HCA DSS checksums of each stored key, `<dataset id>/<key hash dir>/<key>.json`, the
+#: hash dir being the key's lower dirhash (`abc/def/`); immutable, never mirrored
 CHECKSUMS = "dss/checksums"
 
 #: in a clone, under its git dir: copies of the configs of the stores it reached, so a node that

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,7 +16,7 @@ from ria_store.errors import DssError, NotFoundError, UnavailableError, WriteErr
 from ria_store.keys import AnnexKey
 
 from ..backends.base import Progress
-from . import repair_queue
+from . import key_checksums, repair_queue
 from .replica import Failures, Replica, first_success, named
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,9 @@ class ReplicaSet:
     - `store` writes all writers in parallel and succeeds when `quorum` of them took the key;
       every writer that missed it gets a repair-queue entry on the writers that have it.
       Nothing is rolled back: a complete object is never harmful, and removing it could race
-      with another clone that stored the same key.
+      with another clone that stored the same key. Where the POSIX store is written, a thread
+      computes the key's DSS checksums meanwhile (`key_checksums`), recorded once the store took
+      the key; a failure there is logged, never the write's (`dss checksums` fills it in).
     - `remove` removes from every writer, and fails (so git-annex keeps the location) if any
       writer may still hold the key.
     """
@@ -73,6 +75,7 @@ class ReplicaSet:
         self.writers = [] if self.read_only else [r for r in replicas if r.backend.writable]
         self.quorum = (len(self.writers) if quorum is None else quorum) if self.writers else 1
         self._pool: ThreadPoolExecutor | None = None
+        self._sums_pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> ReplicaSet:
         return self
@@ -180,6 +183,7 @@ class ReplicaSet:
 
     def store(self, key: AnnexKey, src: Path, progress: Progress | None = None) -> None:
         self._refuse_read_only(f"store {key}")
+        sums = self._start_checksums(key, src)
         tracker = _MinProgress(progress, len(self.writers)) if progress is not None else None
 
         def one(i: int, r: Replica) -> None:
@@ -189,6 +193,8 @@ class ReplicaSet:
                 report(src.stat().st_size)
 
         results = self._each(one)
+        if sums is not None and not isinstance(results[0], DssError):
+            self._record_checksums(key, sums)
         failures = self._failed(results)
         if not failures:
             return
@@ -202,6 +208,44 @@ class ReplicaSet:
         raise WriteError(
             f"{self._why(failures)} ({len(took)} of {len(self.writers)} replicas took {key}, "
             f"write_quorum needs {self.quorum}; fix the replica and retry, or run `dss sync` later)")
+
+    def _store_root(self) -> Path | None:
+        """The POSIX store's root when it is the first writer (a directory on this machine)."""
+        if not self.writers or self.writers[0] is not self.replicas[0]:
+            return None
+        return self.replicas[0].backend.local_root
+
+    def _start_checksums(self, key: AnnexKey, src: Path) -> Future[key_checksums.KeyChecksums] | None:
+        """Start hashing `src` beside the uploads when the POSIX store is written and has no
+        record of `key` yet; hashlib releases the GIL on large updates, so the pass runs on a
+        core of its own while the replicas copy."""
+        root = self._store_root()
+        if root is None:
+            return None
+        dsid = self.replicas[0].dsid
+        try:
+            if key_checksums.read(root, dsid, key.text) is not None:
+                return None
+        except DssError as e:  # a corrupt record, an unreadable directory: logged, never the write's
+            self._not_recorded(key, root, e)
+            return None
+        if self._sums_pool is None:
+            self._sums_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dss-checksums")
+        return self._sums_pool.submit(key_checksums.compute_file, src, key)
+
+    def _record_checksums(self, key: AnnexKey, sums: Future[key_checksums.KeyChecksums]) -> None:
+        root = self._store_root()
+        assert root is not None  # _start_checksums only starts where there is one
+        dsid = self.replicas[0].dsid
+        try:
+            key_checksums.record(root, dsid, key.text, sums.result())
+        except Exception as e:  # never fail a write the replicas took; `dss checksums` redoes it
+            self._not_recorded(key, root, e)
+
+    def _not_recorded(self, key: AnnexKey, root: Path, e: Exception) -> None:
+        logger.warning("%s: checksums not recorded (%s); `dss checksums %s --dataset %s` fills them in",
+                       key, e, root, self.replicas[0].dsid)
+        logger.debug("checksums of %s", key, exc_info=True)
 
     def remove(self, key: AnnexKey) -> None:
         self._refuse_read_only(f"remove {key}")
@@ -224,6 +268,9 @@ class ReplicaSet:
     def close(self) -> None:
         """Shut down the writer threads (waiting for any running write); the set can still be
         used afterwards, and then starts new ones."""
+        if self._sums_pool is not None:
+            self._sums_pool.shutdown(wait=True)
+            self._sums_pool = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
