@@ -41,7 +41,7 @@ class Pushed:
 def isolated_home(base: Path, tools_path: str) -> Iterator[Path]:
     """HOME with a git identity and the tools on PATH, for fixtures wider than one test."""
     home = base / "home"
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     (home / ".gitconfig").write_text(
         "[user]\n\tname = dss tester\n\temail = dss-tester@example.invalid\n"
         "[init]\n\tdefaultBranch = main\n")
