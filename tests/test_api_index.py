@@ -1,0 +1,120 @@
+"""The server's derived file index: built from the manifests, following the journal, rebuilt when
+missing, corrupt or of an older schema, shared by several processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from api_data import Pushed, isolated_home, push_more, push_new
+
+from dss_remote.server import dss_mapping
+from dss_remote.server.file_index import FileIndex, default_cache_dir
+
+
+@pytest.fixture
+def pushed(tmp_path: Path, tools_path: str) -> Pushed:
+    with isolated_home(tmp_path / "pushing", tools_path):
+        return push_new(tmp_path / "store", tmp_path / "ds", {"a.txt": b"a\n", "b.txt": b"b\n"})
+
+
+def _generation(cache: Path) -> str:
+    return (cache / "current").read_text().strip()
+
+
+def test_the_index_follows_the_journal_once_its_interval_passed(pushed: Pushed, tmp_path: Path,
+                                                                tools_path: str) -> None:
+    index = FileIndex(pushed.store, tmp_path / "cache", refresh_seconds=3600)
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions
+    built = _generation(tmp_path / "cache")
+    with isolated_home(tmp_path / "pushing", tools_path):
+        newest = push_more(pushed, {"a.txt": b"changed\n"})
+    # within the interval the index is not asked again
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions[:1]
+    index.refresh(force=True)
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions
+    assert _generation(tmp_path / "cache") == built, "followed, not rebuilt"
+    a = index.file(dss_mapping.file_uuid(pushed.dataset_id, "a.txt"))
+    b = index.file(dss_mapping.file_uuid(pushed.dataset_id, "b.txt"))
+    assert a is not None and b is not None
+    assert (a.file_version, b.file_version) == (newest, pushed.versions[0])
+
+
+def test_a_missing_index_is_rebuilt(pushed: Pushed, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    index = FileIndex(pushed.store, cache, refresh_seconds=0)
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions
+    for p in cache.iterdir():
+        p.unlink()
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions
+
+
+def test_a_corrupt_index_is_rebuilt(pushed: Pushed, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    index = FileIndex(pushed.store, cache, refresh_seconds=0)
+    index.refresh()
+    broken = _generation(cache)
+    (cache / broken).write_bytes(b"this is not a database" * 100)
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions
+    assert _generation(cache) != broken
+    assert not (cache / broken).exists(), "the old generation is removed"
+
+
+def test_an_index_of_an_older_schema_is_rebuilt(pushed: Pushed, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    index = FileIndex(pushed.store, cache, refresh_seconds=0)
+    index.refresh()
+    old = _generation(cache)
+    with sqlite3.connect(cache / old) as db:
+        db.execute("UPDATE meta SET value = '0' WHERE name = 'schema'")
+        db.execute("DELETE FROM bundles")
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions
+    assert _generation(cache) != old
+
+
+def test_a_current_pointing_outside_the_cache_is_rebuilt(pushed: Pushed, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    index = FileIndex(pushed.store, cache, refresh_seconds=0)
+    index.refresh()
+    (cache / "current").write_text("../../etc/passwd\n")
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions
+    assert _generation(cache).startswith("index-")
+
+
+def test_several_processes_build_and_read_one_index(pushed: Pushed, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from dss_remote.server.file_index import FileIndex
+        index = FileIndex(Path({str(pushed.store)!r}), Path({str(cache)!r}), refresh_seconds=0)
+        for _ in range(5):
+            print(",".join(index.bundle_versions({pushed.dataset_id!r})))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    try:
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0, 0], [e for _, e in outs]
+    for out, _ in outs:
+        assert out.split() == [",".join(pushed.versions)] * 5
+    assert len([p for p in cache.glob("index-*.sqlite")]) == 1, "one generation, built once"
+
+
+def test_the_default_cache_dir_is_per_store_under_xdg_cache_home(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    one, two = default_cache_dir(tmp_path / "s1"), default_cache_dir(tmp_path / "s2")
+    assert one.parent == two.parent == tmp_path / "xdg" / "dss-remote" / "serve"
+    assert one != two
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "s1")
+    assert default_cache_dir(tmp_path / "link") == one, "the store's real path names it"
