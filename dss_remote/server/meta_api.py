@@ -7,7 +7,6 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from .. import __version__
 from . import openapi_spec
 from .paging import base_url
 
@@ -16,7 +15,7 @@ router = APIRouter()
 
 @router.get("/v1/version")
 def get_version() -> JSONResponse:
-    return JSONResponse({"version_info": {"version": __version__}})
+    return JSONResponse({"version_info": {"version": openapi_spec.server_version()}})
 
 
 @router.get("/v1/swagger.json")

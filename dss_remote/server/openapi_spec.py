@@ -8,9 +8,17 @@ token is required. Defaults are said in descriptions, not declared: the client w
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
-from .. import __version__
+
+def server_version() -> str:
+    """The installed dss-remote's version (the server may not import the package root)."""
+    try:
+        return metadata.version("dss-remote")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
 
 DESCRIPTION = ("The HCA Data Store v1 API over a dss-remote store: bundles are DataLad datasets, "
                "bundle versions are pushes, files are the datasets' paths.")
@@ -105,7 +113,7 @@ def build(api_url: str) -> dict[str, Any]:
     """The spec of a server whose API is at `api_url` (absolute, ending in `/v1`)."""
     return {
         "openapi": "3.0.3",
-        "info": {"title": "dss-remote: HCA Data Store API", "version": __version__,
+        "info": {"title": "dss-remote: HCA Data Store API", "version": server_version(),
                  "description": DESCRIPTION},
         "servers": [{"url": api_url}],
         "paths": _paths(),
