@@ -118,3 +118,20 @@ def test_the_default_cache_dir_is_per_store_under_xdg_cache_home(tmp_path: Path,
     (tmp_path / "s1").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "s1")
     assert default_cache_dir(tmp_path / "link") == one, "the store's real path names it"
+
+
+def test_an_index_that_cannot_be_built_is_503_with_the_dss_body(pushed: Pushed, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from gate_double import GateDouble
+
+    from dss_remote.server.app import create_app
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    app = create_app(pushed.store, GateDouble(public={pushed.dataset_id}), cache_dir=blocker / "cache")
+    res = TestClient(app).get(f"/v1/bundles/{pushed.dataset_id}")
+    assert res.status_code == 503 and res.headers["Retry-After"] == "10"
+    assert res.json() == {"status": 503, "code": "unavailable", "title": (
+        "the server cannot read or build its index of the store now; retry later (the cause is in "
+        "the server's log)")}
+    assert blocker.read_text() == "a file where the cache directory should be"

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ria_store.atomic import makedirs_durable, write_bytes_atomic
-from ria_store.errors import DssError, UnavailableError
+from ria_store.errors import DssError
 from ria_store.locks import FileLock
 
 from ..history import bundle_store, events
 from . import dss_mapping
+from .errors import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -141,18 +142,27 @@ class FileIndex:
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
-        self.refresh()
+        try:
+            self.refresh()
+        except DssError as e:
+            logger.error("index %s: %s", self.cache_dir, e)
+            raise ApiError(503, "unavailable", "the server cannot read or build its index of the "
+                           "store now; retry later (the cause is in the server's log)",
+                           {"Retry-After": "10"}) from e
         try:
             db = self._connect(self._current_path())
         except (sqlite3.Error, OSError) as e:
-            raise UnavailableError(f"the server's index in {self.cache_dir} is unreadable ({e}); "
-                                   "it is rebuilt on the next request") from e
+            logger.error("index %s unreadable: %s", self.cache_dir, e)
+            self._checked = -float("inf")  # look again on the next request
+            raise ApiError(503, "unavailable", "the server's index of the store is unreadable; "
+                           "retry (it is rebuilt)", {"Retry-After": "1"}) from e
         try:
             yield db
         except sqlite3.DatabaseError as e:
-            self._checked = -float("inf")  # rebuild on the next request
-            raise UnavailableError(f"the server's index in {self.cache_dir} failed ({e}); it is "
-                                   "rebuilt on the next request") from e
+            logger.error("index %s failed: %s", self.cache_dir, e)
+            self._checked = -float("inf")
+            raise ApiError(503, "unavailable", "the server's index of the store failed; retry (it "
+                           "is rebuilt)", {"Retry-After": "1"}) from e
         finally:
             db.close()
 
@@ -230,8 +240,9 @@ class FileIndex:
                     except DssError as e:
                         logger.warning("dataset %s: versions unreadable (%s); left out", dsid, e)
                         continue
+                    known: dict[tuple[str, str], str] = {}
                     for version in versions:
-                        self._add_version(db, dsid, version)
+                        self._add_version(db, dsid, version, known)
         except BaseException:
             db.close()
             path.unlink(missing_ok=True)
@@ -243,8 +254,12 @@ class FileIndex:
             p.unlink(missing_ok=True)
         logger.info("index %s built in %.1f s", path, time.monotonic() - started)
 
-    def _add_version(self, db: sqlite3.Connection, dsid: str, version: str) -> None:
-        """One bundle version's rows; a version already there, or unreadable, is skipped."""
+    def _add_version(self, db: sqlite3.Connection, dsid: str, version: str,
+                     known: dict[tuple[str, str], str] | None = None) -> None:
+        """One bundle version's rows; a version already there, or unreadable, is skipped.
+
+        `known` ((path, content) -> file version of the dataset) is read from the index when not
+        given; a full build passes one per dataset, so it costs one pass over each manifest."""
         if db.execute("SELECT 1 FROM bundles WHERE dataset_id = ? AND version = ?",
                       (dsid, version)).fetchone():
             return
@@ -253,9 +268,10 @@ class FileIndex:
         except DssError as e:
             logger.warning("dataset %s: bundle version %s left out of the index (%s)", dsid, version, e)
             return
-        known = {(p, c): v for p, c, v in db.execute(
-            "SELECT path, content, MIN(file_version) FROM contents WHERE dataset_id = ? "
-            "GROUP BY path, content", (dsid,))}
+        if known is None:
+            known = {(p, c): v for p, c, v in db.execute(
+                "SELECT path, content, MIN(file_version) FROM contents WHERE dataset_id = ? "
+                "GROUP BY path, content", (dsid,))}
         new_contents: list[tuple[str, str, str, str, str, str, int, str]] = []
         listed: list[tuple[str, str, int, str, str]] = []
         for row in manifest.files:
