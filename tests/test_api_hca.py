@@ -9,6 +9,7 @@ from pathlib import Path
 from api_data import FILES, Pushed, isolated_home, push_new, sample_store
 from api_server import api_server
 from conftest import run
+from hca_client import run_hca
 
 from dss_remote.history import bundle_store
 
@@ -19,8 +20,6 @@ BIG = 520  # files: more than one page of 500
 
 def test_hca_get_bundle_and_get_bundles_all_page_through_a_big_bundle(hca_venv: Path, tmp_path: Path,
                                                                      tools_path: str) -> None:
-    from hca_client import run_hca
-
     with isolated_home(tmp_path, tools_path):
         files = {f"f/{i:04d}.txt": f"{i}\n".encode() for i in range(BIG)}
         # the bundle list pages only by git: no content needs to reach the store
@@ -46,8 +45,6 @@ def test_hca_get_bundle_and_get_bundles_all_page_through_a_big_bundle(hca_venv: 
 
 def test_hca_download_of_a_datalad_pushed_bundle_equals_the_dataset(hca_venv: Path, tmp_path: Path,
                                                                     tools_path: str) -> None:
-    from hca_client import run_hca
-
     p: Pushed = sample_store(tmp_path / "data", tools_path)
     with api_server(p.store, {"public": [p.dataset_id]}, tmp_path / "srv") as srv:
         target = tmp_path / "download"

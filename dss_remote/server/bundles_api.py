@@ -63,7 +63,7 @@ def get_bundles_all(request: Request, who: Caller) -> Response:
     found: list[dict[str, str]] = []
     has_more = False
     while not has_more:
-        chunk = list(index.all_bundles(prefix, cursor, 500))
+        chunk = index.all_bundles(prefix, cursor, 500)
         for dsid, version in chunk:
             cursor = (dsid, version)
             if dsid not in readable:

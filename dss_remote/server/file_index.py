@@ -129,16 +129,16 @@ class FileIndex:
         return None if r is None else IndexedFile(*r)
 
     def all_bundles(self, prefix: str, after: tuple[str, str] | None, limit: int
-                    ) -> Iterator[tuple[str, str]]:
+                    ) -> list[tuple[str, str]]:
         """(dataset id, version) pairs whose uuid starts with `prefix`, in order, after `after`."""
         after = after or ("", "")
         with self._reader() as db:
-            cur = db.execute(
+            rows = db.execute(
                 "SELECT dataset_id, version FROM bundles WHERE dataset_id >= ? AND dataset_id < ? "
                 "AND (dataset_id > ? OR (dataset_id = ? AND version > ?)) "
                 "ORDER BY dataset_id, version LIMIT ?",
-                (prefix, prefix + "\uffff", after[0], after[0], after[1], limit))
-            yield from ((str(a), str(b)) for a, b in cur)
+                (prefix, prefix + "\uffff", after[0], after[0], after[1], limit)).fetchall()
+        return [(str(a), str(b)) for a, b in rows]
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
