@@ -135,3 +135,23 @@ def test_an_index_that_cannot_be_built_is_503_with_the_dss_body(pushed: Pushed, 
         "the server cannot read or build its index of the store now; retry later (the cause is in "
         "the server's log)")}
     assert blocker.read_text() == "a file where the cache directory should be"
+
+
+def test_a_build_that_fails_part_way_leaves_the_previous_index_current(
+        pushed: Pushed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dss_remote.history import bundle_store
+
+    cache = tmp_path / "cache"
+    FileIndex(pushed.store, cache, refresh_seconds=0).refresh()
+    before = _generation(cache)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed during the build")
+
+    (cache / before).write_bytes(b"corrupt, so the next refresh rebuilds")
+    monkeypatch.setattr(bundle_store, "load", crash)
+    with pytest.raises(RuntimeError, match="killed during the build"):
+        FileIndex(pushed.store, cache, refresh_seconds=0).refresh()
+    assert _generation(cache) == before, "current still names the last complete generation"
+    assert sorted(p.name for p in cache.iterdir()) == sorted({"build.lock", "current", before}), (
+        "the half-built generation is removed")

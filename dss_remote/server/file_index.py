@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ria_store.atomic import makedirs_durable, write_bytes_atomic
 from ria_store.errors import DssError
@@ -150,7 +151,7 @@ class FileIndex:
                            "store now; retry later (the cause is in the server's log)",
                            {"Retry-After": "10"}) from e
         try:
-            db = self._connect(self._current_path())
+            db = self._open_current()
         except (sqlite3.Error, OSError) as e:
             logger.error("index %s unreadable: %s", self.cache_dir, e)
             self._checked = -float("inf")  # look again on the next request
@@ -184,11 +185,19 @@ class FileIndex:
             raise OSError(f"{_CURRENT} names {name!r}")
         return self.cache_dir / name
 
+    def _open_current(self) -> sqlite3.Connection:
+        try:
+            return self._connect(self._current_path())
+        except sqlite3.OperationalError:
+            # another worker's rebuild replaced the generation between reading `current` and
+            # opening it: `current` names the new one now
+            return self._connect(self._current_path())
+
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
-        if not path.is_file():
-            raise OSError(f"{path} is missing")
-        db = sqlite3.connect(path, timeout=30)
+        # mode=rw: a generation removed by a rebuild in another worker must fail to open, not be
+        # created again empty
+        db = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=30)
         db.execute("PRAGMA busy_timeout = 30000")
         return db
 
