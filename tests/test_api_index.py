@@ -155,3 +155,26 @@ def test_a_build_that_fails_part_way_leaves_the_previous_index_current(
     assert _generation(cache) == before, "current still names the last complete generation"
     assert sorted(p.name for p in cache.iterdir()) == sorted({"build.lock", "current", before}), (
         "the half-built generation is removed")
+
+
+def test_a_version_dss_sync_rebuilt_with_an_old_time_is_found(pushed: Pushed, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from conftest import run
+
+    from dss_remote.history import bundle_store, bundles, events
+    from ria_store.layout import dataset_relpath
+
+    index = FileIndex(pushed.store, tmp_path / "cache", refresh_seconds=0)
+    assert index.bundle_versions(pushed.dataset_id) == pushed.versions
+    repo = pushed.store / dataset_relpath(pushed.dataset_id)
+    older = run("git", "rev-parse", "HEAD~1", cwd=pushed.dataset).stdout.strip()
+    # what `dss sync` does for a push the hook missed: a version at the push's (earlier) time
+    when = bundles.parse_version(pushed.versions[0]) - timedelta(hours=1)
+    rec = bundle_store.record(pushed.store, pushed.dataset_id, repo, "refs/heads/main", commit=older,
+                              now=when, rebuilt=True)
+    assert rec is not None
+    rebuilt = rec.manifest.head.version
+    events.append(pushed.store, events.bundle_created(pushed.dataset_id, rebuilt, older, "refs/heads/main"))
+    assert rebuilt < pushed.versions[0], "its event sorts before the index's cursor"
+    assert index.bundle_versions(pushed.dataset_id) == sorted([rebuilt, *pushed.versions])

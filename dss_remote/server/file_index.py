@@ -1,7 +1,9 @@
 """The server's derived index: every bundle version's files and every file version, in SQLite.
 
 Built from the manifests, kept fresh by following the event journal (checked at most once per
-`refresh_seconds` per process), rebuilt from scratch when missing, corrupt or of an older schema.
+`refresh_seconds` per process; a stat of each dataset's version log catches versions `dss sync`
+rebuilt, whose events sort in the journal's past), rebuilt from scratch when missing, corrupt or
+of an older schema.
 It holds nothing the store does not: deleting the cache directory only costs a rebuild.
 
 Several workers share one cache directory. One builder at a time (a FileLock); a full build
@@ -34,7 +36,7 @@ from .errors import ApiError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = 1
+SCHEMA = 2
 _CURRENT = "current"
 _LOCK = "build.lock"
 _DDL = """
@@ -46,6 +48,7 @@ CREATE TABLE contents (file_uuid TEXT NOT NULL, file_version TEXT NOT NULL, data
                        size INTEGER NOT NULL, content_type TEXT NOT NULL,
                        PRIMARY KEY (file_uuid, file_version));
 CREATE INDEX contents_of_dataset ON contents (dataset_id);
+CREATE TABLE logs (dataset_id TEXT PRIMARY KEY, size INTEGER NOT NULL);
 CREATE TABLE bundle_files (dataset_id TEXT NOT NULL, version TEXT NOT NULL, seq INTEGER NOT NULL,
                            file_uuid TEXT NOT NULL, file_version TEXT NOT NULL,
                            PRIMARY KEY (dataset_id, version, seq));
@@ -213,11 +216,13 @@ class FileIndex:
                 logger.info("index %s: schema or store changed; rebuilding", self.cache_dir)
                 return False
             cursor = meta.get("cursor") or None
-            for event, _path in events.iter_events(self.store_root, cursor):
-                if event is not None and event.type == events.BUNDLE_CREATED:
-                    with db:
+            for event, path in events.iter_events(self.store_root, cursor):
+                with db:
+                    if event is not None and event.type == events.BUNDLE_CREATED:
                         self._add_version(db, event.dataset_id, event.version)
-                        db.execute("UPDATE meta SET value = ? WHERE name = 'cursor'", (event.event_id,))
+                    # past a corrupt event file too: it is warned about once, not every second
+                    db.execute("UPDATE meta SET value = ? WHERE name = 'cursor'", (path.name[:-5],))
+            self._add_unjournaled(db)
             return True
         except sqlite3.DatabaseError as e:
             logger.warning("index %s is corrupt (%s); rebuilding", self.cache_dir, e)
@@ -232,8 +237,8 @@ class FileIndex:
         path = self.cache_dir / name
         # the cursor first: an event written during the build is applied again, which is a no-op
         cursor = ""
-        for event, p in events.iter_events(self.store_root):
-            cursor = event.event_id if event is not None else p.name[:-5]
+        for _event, p in events.iter_events(self.store_root):
+            cursor = p.name[:-5]
         started = time.monotonic()
         db = sqlite3.connect(path)
         try:
@@ -244,6 +249,7 @@ class FileIndex:
                     ("schema", str(SCHEMA)), ("store", str(self.store_root.resolve())),
                     ("cursor", cursor)])
                 for dsid in bundle_store.datasets(self.store_root):
+                    db.execute("INSERT INTO logs VALUES (?, ?)", (dsid, self._log_size(dsid)))
                     try:
                         versions = bundle_store.versions(self.store_root, dsid)
                     except DssError as e:
@@ -262,6 +268,31 @@ class FileIndex:
         for p in old:  # workers holding one open keep reading it until they reconnect
             p.unlink(missing_ok=True)
         logger.info("index %s built in %.1f s", path, time.monotonic() - started)
+
+    def _log_size(self, dsid: str) -> int:
+        try:
+            return (bundle_store.bundles_dir(self.store_root, dsid) / "log.jsonl").stat().st_size
+        except (OSError, DssError):
+            return -1
+
+    def _add_unjournaled(self, db: sqlite3.Connection) -> None:
+        """Versions whose events sort before the cursor: `dss sync` rebuilds a missed version from
+        the reflog with its push time, so its event lands in the journal's past. A dataset's
+        version log grows with every version, so one stat per dataset finds them."""
+        seen = dict(db.execute("SELECT dataset_id, size FROM logs").fetchall())
+        for dsid in bundle_store.datasets(self.store_root):
+            size = self._log_size(dsid)
+            if seen.get(dsid) == size:
+                continue
+            try:
+                versions = bundle_store.versions(self.store_root, dsid)
+            except DssError as e:
+                logger.warning("dataset %s: versions unreadable (%s)", dsid, e)
+                continue
+            with db:
+                for version in versions:
+                    self._add_version(db, dsid, version)
+                db.execute("INSERT OR REPLACE INTO logs VALUES (?, ?)", (dsid, size))
 
     def _add_version(self, db: sqlite3.Connection, dsid: str, version: str,
                      known: dict[tuple[str, str], str] | None = None) -> None:
