@@ -178,3 +178,21 @@ def test_a_version_dss_sync_rebuilt_with_an_old_time_is_found(pushed: Pushed, tm
     events.append(pushed.store, events.bundle_created(pushed.dataset_id, rebuilt, older, "refs/heads/main"))
     assert rebuilt < pushed.versions[0], "its event sorts before the index's cursor"
     assert index.bundle_versions(pushed.dataset_id) == sorted([rebuilt, *pushed.versions])
+
+
+def test_an_index_damaged_past_its_meta_table_is_rebuilt_after_one_503(pushed: Pushed,
+                                                                       tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from gate_double import GateDouble
+
+    from dss_remote.server.app import create_app
+
+    cache = tmp_path / "cache"
+    client = TestClient(create_app(pushed.store, GateDouble(public={pushed.dataset_id}), cache_dir=cache))
+    url = f"/v1/bundles/{pushed.dataset_id}"
+    assert client.get(url).status_code == 200
+    with sqlite3.connect(cache / _generation(cache)) as db:
+        db.execute("DROP TABLE bundle_files")
+    damaged = client.get(url, params={"version": pushed.versions[0]})
+    assert damaged.status_code == 503 and damaged.json()["code"] == "unavailable"
+    assert client.get(url).json()["bundle"]["version"] == pushed.versions[0]

@@ -97,6 +97,8 @@ class FileIndex:
         self.refresh_seconds = refresh_seconds
         self._checked = -float("inf")
         self._mutex = threading.Lock()
+        #: a query failed on a damaged database whose meta table still reads fine
+        self._must_rebuild = False
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -164,7 +166,7 @@ class FileIndex:
             yield db
         except sqlite3.DatabaseError as e:
             logger.error("index %s failed: %s", self.cache_dir, e)
-            self._checked = -float("inf")
+            self._checked, self._must_rebuild = -float("inf"), True
             raise ApiError(503, "unavailable", "the server's index of the store failed; retry (it "
                            "is rebuilt)", {"Retry-After": "1"}) from e
         finally:
@@ -178,9 +180,9 @@ class FileIndex:
             if not force and time.monotonic() - self._checked < self.refresh_seconds:
                 return
             with FileLock(self.cache_dir / _LOCK):
-                if not self._follow_journal():
+                if self._must_rebuild or not self._follow_journal():
                     self._build()
-            self._checked = time.monotonic()
+            self._checked, self._must_rebuild = time.monotonic(), False
 
     def _current_path(self) -> Path:
         name = (self.cache_dir / _CURRENT).read_text(encoding="utf-8").strip()
