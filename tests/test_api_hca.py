@@ -1,5 +1,6 @@
 """End to end with the real `hca` client 7.0.1 against the API under uvicorn: paging a bundle of
-more than 500 files and the bundle list, and `hca dss download` of a bundle pushed with DataLad."""
+more than 500 files and the bundle list, `hca dss download` of a bundle pushed with DataLad, and
+get-file/head-file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from conftest import run
 from hca_client import run_hca
 
 from dss_remote.history import bundle_store
+from dss_remote.server import dss_mapping
 
 pytest_plugins = ["hca_client"]
 
@@ -50,6 +52,12 @@ def test_hca_download_of_a_datalad_pushed_bundle_equals_the_dataset(hca_venv: Pa
         target = tmp_path / "download"
         run_hca(hca_venv, tmp_path, srv.url, "dss", "download", "--bundle-uuid", p.dataset_id,
                 "--replica", "aws", "--download-dir", str(target))
+        fuuid = dss_mapping.file_uuid(p.dataset_id, "small.txt")
+        got_file = run_hca(hca_venv, tmp_path, srv.url, "dss", "get-file", "--uuid", fuuid,
+                           "--replica", "aws")
+        assert "hello again" in got_file.stdout
+        run_hca(hca_venv, tmp_path, srv.url, "dss", "head-file", "--uuid", fuuid, "--replica", "aws",
+                "--version", p.versions[-1])
     bundle_dir = target / f"{p.dataset_id}.{p.versions[-1]}"
     got = {str(f.relative_to(bundle_dir)): f.read_bytes() for f in bundle_dir.rglob("*") if f.is_file()}
     manifest = json.loads(got.pop("bundle.json"))
