@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["ria_store", "ria_store.*", "dss_remote", "dss_remote.*"]),
     # the hook script, installed into bare repos as hooks/post-update
-    package_data={"dss_remote.hook": ["post_update_hook.sh"]},
+    package_data={"dss_remote.hook": ["post_update_hook.sh"], "dss_remote.server": ["static/*.html"]},
     install_requires=[
         "annexremote>=1.6.6",   # the external special remote protocol
         "git-annex>=10.20230126",  # the git-annex program itself, as a PyPI wheel

@@ -1,0 +1,68 @@
+"""The four DSS checksums of a manifest row, behind one function.
+
+For now derived from what is at hand: the digest an annex key names (SHA256 -> sha256, SHA1 ->
+sha1, MD5 of a single-part object -> s3_etag), and for a small git blob all four from its bytes.
+What cannot be derived is "". When `replication.key_checksums` (kept beside each key) lands, this
+body reads it instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import google_crc32c
+
+from ria_store import bare_repo
+from ria_store.errors import DssError, KeyFormatError
+from ria_store.keys import parse_key
+from ria_store.layout import dataset_relpath
+
+logger = logging.getLogger(__name__)
+
+#: an S3 ETag is the MD5 of the bytes only for a single-part upload (the DSS's part size)
+S3_PART_SIZE = 64 << 20
+#: git blobs up to this size are hashed on demand; larger ones are left "" (git holds few such)
+GIT_BLOB_HASH_MAX = 16 << 20
+_FROM_KEY = {"sha256": "sha256", "sha1": "sha1"}
+
+
+def checksums_for(store_root: Path, dataset_id: str, row: Mapping[str, Any]) -> dict[str, str]:
+    """`{sha256, sha1, crc32c, s3_etag}` of a manifest row's content ("" where not known)."""
+    out = dict.fromkeys(("sha256", "sha1", "crc32c", "s3_etag"), "")
+    if row.get("type") == "annex":
+        try:
+            key = parse_key(str(row.get("key")))
+        except KeyFormatError:
+            return out
+        named = key.checksum
+        if named is not None:
+            algo, digest = named
+            if algo in _FROM_KEY:
+                out[_FROM_KEY[algo]] = digest
+            elif algo == "md5" and key.size is not None and key.size < S3_PART_SIZE:
+                out["s3_etag"] = digest
+    elif row.get("type") == "git" and isinstance(row.get("git_blob"), str):
+        size = row.get("size")
+        if isinstance(size, int) and size <= GIT_BLOB_HASH_MAX:
+            repo = store_root / dataset_relpath(dataset_id)
+            try:
+                out.update(_git_blob_checksums(str(repo), str(row["git_blob"])))
+            except DssError as e:
+                logger.warning("dataset %s: cannot hash git blob %s (%s)", dataset_id, row["git_blob"], e)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _git_blob_checksums(repo: str, blob: str) -> tuple[tuple[str, str], ...]:
+    # A blob id names its bytes for ever, so the memo never goes stale; failures raise (and so
+    # are not memoised).
+    data = bare_repo.read_blobs(Path(repo), [blob]).get(blob)
+    if data is None:
+        raise DssError(f"git blob {blob} is missing from {repo}")
+    return (("sha256", hashlib.sha256(data).hexdigest()), ("sha1", hashlib.sha1(data).hexdigest()),
+            ("crc32c", f"{google_crc32c.value(data):08x}"), ("s3_etag", hashlib.md5(data).hexdigest()))
