@@ -1,26 +1,26 @@
 """The four DSS checksums of a manifest row, behind one function.
 
-For now derived from what is at hand: the digest an annex key names (SHA256 -> sha256, SHA1 ->
-sha1, MD5 of a single-part object -> s3_etag), and for a small git blob all four from its bytes.
-What cannot be derived is "". When `replication.key_checksums` (kept beside each key) lands, this
-body reads it instead.
+An annexed file: the record the special remote (or `dss checksums`) keeps beside its key
+(`replication.key_checksums`); without one yet, what the key itself names (SHA256 -> sha256, SHA1
+-> sha1, MD5 of a single-part object -> s3_etag), the rest "" until `dss checksums` runs. A small
+git file: all four from its bytes, once per process.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import google_crc32c
-
 from ria_store import bare_repo
 from ria_store.errors import DssError, KeyFormatError
 from ria_store.keys import parse_key
 from ria_store.layout import dataset_relpath
+
+from ..backends.checksums import DSS_NAMES, DssDigests
+from ..replication import key_checksums
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,13 @@ def checksums_for(store_root: Path, dataset_id: str, row: Mapping[str, Any]) -> 
             key = parse_key(str(row.get("key")))
         except KeyFormatError:
             return out
+        try:
+            recorded = key_checksums.read(store_root, dataset_id, key.text)
+        except DssError as e:  # a damaged record: say so in the log, answer what the key names
+            logger.warning("dataset %s: %s", dataset_id, e)
+            recorded = None
+        if recorded is not None:
+            return {name: getattr(recorded, name) for name in DSS_NAMES}
         named = key.checksum
         if named is not None:
             algo, digest = named
@@ -64,5 +71,6 @@ def _git_blob_checksums(repo: str, blob: str) -> tuple[tuple[str, str], ...]:
     data = bare_repo.read_blobs(Path(repo), [blob]).get(blob)
     if data is None:
         raise DssError(f"git blob {blob} is missing from {repo}")
-    return (("sha256", hashlib.sha256(data).hexdigest()), ("sha1", hashlib.sha1(data).hexdigest()),
-            ("crc32c", f"{google_crc32c.value(data):08x}"), ("s3_etag", hashlib.md5(data).hexdigest()))
+    digests = DssDigests(len(data))
+    digests.update(data)
+    return tuple(digests.hexdigests().items())
