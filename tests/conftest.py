@@ -99,6 +99,12 @@ def run(*cmd: str | Path, cwd: Path | None = None, check: bool = True,
     return res
 
 
+def dss(*args: str | Path, cwd: Path | None = None, check: bool = True) -> tuple[int, str, str]:
+    """`dss ARGS` as a user runs it: (exit code, stdout, stderr)."""
+    res = run(require_tool("dss"), *args, cwd=cwd, check=check)
+    return res.returncode, res.stdout, res.stderr
+
+
 def write_files(root: Path, files: dict[str, bytes]) -> None:
     for rel, data in files.items():
         p = root / rel

@@ -13,18 +13,13 @@ from pathlib import Path
 
 import pytest
 from cloud_servers import LoopbackServer, MirrorFixture, gcs_admin_client, s3_admin_client
-from conftest import annex_keys, require_tool, run
+from conftest import annex_keys, dss, require_tool, run
 from file_servers import refused_port
 
 from dss_remote.config import paths
 from ria_store.layout import dataset_relpath, object_relpath
 
 PREFIX = "lab/store"  # what the mirror fixtures' urls end in
-
-
-def dss(*args: str | Path, cwd: Path | None = None, check: bool = True) -> tuple[int, str, str]:
-    res = run(require_tool("dss"), *args, cwd=cwd, check=check)
-    return res.returncode, res.stdout, res.stderr
 
 
 def publish_content(store: Path, dataset: Path) -> tuple[str, dict[str, str]]:

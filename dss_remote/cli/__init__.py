@@ -24,6 +24,7 @@ from . import (
     init,
     mirror,
     repair,
+    serve,
     sibling,
     subscribe,
     sync,
@@ -33,7 +34,7 @@ from . import (
 logger = logging.getLogger(__name__)
 
 _GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, bundles, events, subscribe, deliver,
-           demo, token, auth, acl)
+           demo, token, auth, acl, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
