@@ -7,8 +7,10 @@ the test naming what is missing; it never skips.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,9 +23,22 @@ HCA_VERSION = "7.0.1"
 
 @pytest.fixture(scope="session")
 def hca_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with `hca==7.0.1` (then tenacity upgraded); its `bin/hca`."""
-    venv = tmp_path_factory.mktemp("hca") / "venv"
+    """A venv with `hca==7.0.1` (then tenacity upgraded); its `bin/hca`. One per run: xdist
+    workers share the run's temp root, and the first one to get the lock installs it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's root, above each worker's own
+    venv = root / "hca-venv"
+    with open(root / "hca-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / ".installed").exists():
+            _install(venv)
+    return venv / "bin" / "hca"
+
+
+def _install(venv: Path) -> None:
     started = time.monotonic()
+    shutil.rmtree(venv, ignore_errors=True)  # what a failed attempt left
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     for args in ([f"hca=={HCA_VERSION}"], ["-U", "tenacity"]):
@@ -32,8 +47,8 @@ def hca_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.fail(f"`pip install {' '.join(args)}` failed in {venv} (the hca client end-to-end "
                         f"tests need hca=={HCA_VERSION} from a package index this machine can reach):\n"
                         f"{res.stderr[-3000:]}")
+    (venv / ".installed").touch()
     print(f"hca {HCA_VERSION} installed in {time.monotonic() - started:.0f} s")
-    return venv / "bin" / "hca"
 
 
 def hca_env(work: Path, server_url: str) -> dict[str, str]:
