@@ -18,6 +18,7 @@ from api_data import Pushed, sample_store
 from cloud_servers import HOST, free_port
 from conftest import dss, require_tool
 from file_servers import TLSCA
+from jwt_issuer import AUD, ISS, jwks, jwks_server, rsa_key, sign
 
 from dss_remote.server import dss_mapping
 
@@ -141,3 +142,25 @@ def test_dss_serve_of_a_store_with_a_broken_config(tmp_path: Path) -> None:
     (tmp_path / "store/dss/config.json").write_text('{"version": 1, "server": {"presign_seconds": 0}}')
     code, _, err = dss("serve", tmp_path / "store", check=False)
     assert code == 1 and "server.presign_seconds 0 must be" in err
+
+
+def test_dss_serve_takes_a_jwt_of_an_issuer_whose_keys_are_at_a_jwks_url(pushed: Pushed,
+                                                                         tmp_path: Path) -> None:
+    store, ds = pushed.store, pushed.dataset_id
+    key = rsa_key("serve-1")
+    with jwks_server(jwks(key)) as keys:
+        code, _, err = dss("auth", "issuer", "add", store, "--issuer", ISS, "--audience", AUD,
+                           "--jwks-uri", keys.url)
+        assert code == 0, err
+        assert dss("acl", "set", store, ds, "--read", "jwt-readers")[0] == 0
+        with dss_serve(store, tmp_path) as url:
+            good = requests.get(f"{url}/v1/bundles/{ds}", timeout=30,
+                                headers={"Authorization": f"Bearer {sign(key, groups=['jwt-readers'])}"})
+            outsider = requests.get(f"{url}/v1/bundles/{ds}", timeout=30,
+                                    headers={"Authorization": f"Bearer {sign(key, groups=['others'])}"})
+            expired = requests.get(f"{url}/v1/bundles/{ds}", timeout=30, headers={
+                "Authorization": f"Bearer {sign(key, groups=['jwt-readers'], exp=int(time.time()) - 3600)}"})
+    assert good.status_code == 200 and good.json()["bundle"]["uuid"] == ds
+    assert outsider.status_code == 403
+    assert expired.status_code == 401 and "expired" in expired.json()["title"]
+    assert keys.hits, "the server fetched the issuer's keys from its JWKS URL"
