@@ -192,6 +192,7 @@ class S3Backend(Backend):
 
     kind = "s3"
     keeps_checksums = True
+    presigns = True
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None,
                  storage_class: str | None = None, connect_timeout: float = 5,
@@ -354,6 +355,17 @@ class S3Backend(Backend):
             raise self._error(e, "read", relpath) from e
         self._bucket_exists = True
         return _object_info(relpath, head)
+
+    def presign_get(self, relpath: str, seconds: int) -> str:
+        """A presigned GET of the object (SigV4, signed locally with this backend's credentials:
+        no request is made; the URL works only as long as they do, so temporary role credentials
+        cap its life at theirs)."""
+        key = self._key(relpath)
+        try:
+            return str(self._client().generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds))
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
 
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
         key = self._key(relpath)
