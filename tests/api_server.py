@@ -44,8 +44,9 @@ class ApiServer:
 
 @contextmanager
 def api_server(store: Path, gate_spec: Mapping[str, Any], work: Path, *, public_url: str | None = None,
-               extra_args: tuple[str, ...] = ()) -> Iterator[ApiServer]:
-    """uvicorn serving `store` until the block ends; fails the test naming what it printed."""
+               extra_args: tuple[str, ...] = (), factory: str = "serve_factory:app") -> Iterator[ApiServer]:
+    """uvicorn serving `store` until the block ends; fails the test naming what it printed.
+    `factory` is the app factory uvicorn runs, `module:function` in tests/."""
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://{HOST}:{port}"
@@ -55,7 +56,7 @@ def api_server(store: Path, gate_spec: Mapping[str, Any], work: Path, *, public_
                         "DSS_TEST_AUDIT": str(srv.audit_file), "DSS_TEST_PUBLIC_URL": public_url or ""}
     with open(srv.log, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "serve_factory:app", "--app-dir", str(TESTS),
+            [sys.executable, "-m", "uvicorn", "--factory", factory, "--app-dir", str(TESTS),
              "--host", HOST, "--port", str(port), "--no-access-log", *extra_args],
             cwd=work, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=env)
