@@ -147,7 +147,8 @@ def test_a_key_missing_everywhere_is_404_naming_the_replica(client: TestClient, 
     body = res.json()
     assert body["code"] == "not_found"
     assert body["title"].startswith("no replica holds MD5E-s12--")
-    assert f"of dataset {published.dataset_id}: [store] " in body["title"]
+    assert body["title"].endswith(f"of dataset {published.dataset_id}: [store] not there (neither "
+                                  "loose nor in archives/archive.7z)")
 
 
 def _pack(dataset: Path, sib: Sibling) -> None:

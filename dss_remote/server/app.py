@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from ..access.gate import Gate
 from ..config.store_config import read_config
-from . import errors
+from . import errors, health
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def create_app(store_root: Path, gate: Gate, *, public_url: str | None = None) -
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.settings = settings
     errors.install(app)
+    app.include_router(health.router)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"],

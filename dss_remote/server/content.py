@@ -109,7 +109,7 @@ def _from_replica(request: Request, objects: DatasetObjects, key: AnnexKey, base
     found = objects.archived(key)
     if found is None:
         objects.confirm_dataset()
-        raise NotFoundError(f"{key} is in neither {objects.url}'s objects nor its archive")
+        raise NotFoundError("not there (neither loose nor in archives/archive.7z)")
     return _member(request, objects, *found, base)
 
 
