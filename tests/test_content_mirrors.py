@@ -131,6 +131,15 @@ def test_a_mirror_is_also_reached_by_its_dss_name(both: Mirrored) -> None:
     res = both.client().get(both.path(DATA), params={"replica": "gcs"}, follow_redirects=False)
     assert res.status_code == 302
     assert res.headers["location"].startswith(f"{both.gcs.endpoint_url if both.gcs else ''}/")
+    s3 = both.client().get(both.path(DATA), params={"replica": "s3"}, follow_redirects=False)
+    assert s3.status_code == 302 and s3.headers["location"].startswith(f"{both.s3.endpoint_url}/")
+
+
+def test_no_presigned_url_before_the_access_check(both: Mirrored) -> None:
+    private = TestClient(make_app(both.store, GateDouble()))
+    res = private.get(both.path(DATA), params={"replica": "aws"}, follow_redirects=False)
+    assert res.status_code == 401 and "location" not in res.headers
+    assert "X-Amz" not in res.text and "Signature" not in res.text
 
 
 def test_presigned_urls_live_as_long_as_the_store_config_says(both: Mirrored) -> None:

@@ -97,6 +97,7 @@ def test_a_bad_range_is_416_with_the_size(client: TestClient, url: str, header: 
     body = res.json()
     assert body["status"] == 416 and body["code"] == "range_not_satisfiable"
     assert body["title"].startswith("Range ") and f"has {SIZE} bytes" in body["title"]
+    assert res.headers["x-dss-size"] == str(SIZE)  # the file's headers go with every answer
 
 
 def test_any_range_of_an_empty_file_is_416(client: TestClient, url: str) -> None:

@@ -58,7 +58,16 @@ def respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[st
             replica: str | None, headers: Mapping[str, str]) -> Response:
     """The answer to GET or HEAD of the file `row` of dataset `dataset_id` (access already checked):
     200/206 with its bytes, 302 to a presigned URL, 404 (no replica has it), 503 (some could not
-    tell), 416 (a bad Range), 400 (an unknown replica). `headers` go with every success."""
+    tell), 416 (a bad Range), 400 (an unknown replica). `headers` go with every answer."""
+    try:
+        return _respond(request, store_root, dataset_id, row, replica, headers)
+    except ApiError as e:
+        e.headers = {**headers, **e.headers}
+        raise
+
+
+def _respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[str, Any],  # noqa: PLR0917
+             replica: str | None, headers: Mapping[str, str]) -> Response:
     served = served_replicas(store_root)
     first = served.resolve(replica)
     ctype = str(row.get("content_type") or "application/octet-stream")
