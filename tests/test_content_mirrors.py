@@ -15,10 +15,9 @@ from api_server import api_server
 from cloud_servers import MirrorFixture, s3_admin_client
 from conftest import SAMPLE, require_tool, run
 from content_app import make_app
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from gate_double import GateDouble
+from gcs_signer import signing_key
 
 from dss_remote.admin.sibling import Sibling, create_sibling
 from dss_remote.admin.store import add_mirror
@@ -48,19 +47,6 @@ class Mirrored:
 
     def s3_key(self, key: str) -> str:
         return f"lab/store/{dataset_relpath(self.dsid)}/{object_relpath(key, '2')}"
-
-
-def signing_key(tmp_path: Path) -> Path:
-    """A throwaway service-account key: GCS signs URLs with it, nothing ever asks Google about it."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path = tmp_path / "signer.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "dss", "private_key_id": "test-key",
-        "private_key": pem, "client_email": "dss-signer@dss.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": "http://127.0.0.1:9/token"}))
-    return path
 
 
 def publish(store: Path, dataset: Path, *, pack: bool = False) -> Sibling:
