@@ -16,6 +16,7 @@ from cloud_servers import MirrorFixture, s3_admin_client
 from conftest import SAMPLE, require_tool, run
 from content_app import make_app
 from fastapi.testclient import TestClient
+from file_servers import HttpServer
 from gate_double import GateDouble
 from gcs_signer import signing_key
 
@@ -225,3 +226,20 @@ def test_health_is_503_when_the_store_is_not_readable(store: Path) -> None:
     assert res.status_code == 503
     assert res.json()["title"].startswith("[store] ") and res.json()["store"]["ok"] is False
 
+
+
+def test_a_mirror_that_cannot_presign_is_streamed_through_the_server(
+        store: Path, dataset: Path, http_server: HttpServer) -> None:
+    sib = publish(store, dataset)
+    shutil.copytree(store, http_server.root / "store")  # a read-only copy of the store, on the web
+    add_mirror(store, Mirror(url=f"{http_server.url}/store", name="web"))
+    shutil.rmtree(sib.dataset_dir / OBJECTS_DIR)
+    client = TestClient(make_app(store, GateDouble(public={sib.dataset_id})))
+    path = f"/t/{sib.dataset_id}/{DATA}"
+    whole = client.get(path, params={"replica": "web"}, follow_redirects=False)
+    assert whole.status_code == 200 and whole.content == SAMPLE[DATA]
+    part = client.get(path, params={"replica": "web"}, headers={"Range": "bytes=-10"},
+                      follow_redirects=False)
+    assert part.status_code == 206 and part.content == SAMPLE[DATA][-10:]
+    # replica None: the store lacks it now, the mirror answers
+    assert client.get(path).content == SAMPLE[DATA]
