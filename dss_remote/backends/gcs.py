@@ -377,7 +377,7 @@ class GcsBackend(Backend):
             raise AccessError(f"replica {self.url}: cannot sign URLs for the emulator at "
                               f"{_emulator_host()} without {SIGNING_KEY_ENV} (a throwaway "
                               "service-account key file)")
-        credentials = self._bucket().client._credentials
+        credentials = self._bucket().client._credentials  # what _credentials() found
         if isinstance(credentials, gauth_credentials.Signing):
             return {}
         if getattr(credentials, "service_account_email", None) is not None:  # GCE/GKE metadata

@@ -60,13 +60,13 @@ def respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[st
     200/206 with its bytes, 302 to a presigned URL, 404 (no replica has it), 503 (some could not
     tell), 416 (a bad Range), 400 (an unknown replica). `headers` go with every answer."""
     try:
-        return _respond(request, store_root, dataset_id, row, replica, headers)
+        return _respond(request, store_root, dataset_id, row, replica=replica, headers=headers)
     except ApiError as e:
         e.headers = {**headers, **e.headers}
         raise
 
 
-def _respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[str, Any],  # noqa: PLR0917
+def _respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[str, Any], *,
              replica: str | None, headers: Mapping[str, str]) -> Response:
     served = served_replicas(store_root)
     first = served.resolve(replica)
@@ -104,7 +104,7 @@ def _from_replica(request: Request, objects: DatasetObjects, key: AnnexKey, base
     DssError when it cannot tell or cannot serve it."""
     backend = objects.backend
     root = backend.local_root
-    relpath = f"{objects.ds_rel}/{_object_relpath(objects, key)}"
+    relpath = f"{objects.ds_rel}/{object_relpath(key, objects.object_tree_version())}"
     if root is not None:
         f = _open_loose(root / relpath, key)
         if f is not None:
@@ -125,10 +125,6 @@ def _from_replica(request: Request, objects: DatasetObjects, key: AnnexKey, base
         objects.confirm_dataset()
         raise NotFoundError("not there (neither loose nor in archives/archive.7z)")
     return _member(request, objects, *found, base)
-
-
-def _object_relpath(objects: DatasetObjects, key: AnnexKey) -> str:
-    return object_relpath(key, objects.object_tree_version())
 
 
 def _open_loose(path: Path, key: AnnexKey) -> BinaryIO | None:
