@@ -243,3 +243,15 @@ def test_a_mirror_that_cannot_presign_is_streamed_through_the_server(
     assert part.status_code == 206 and part.content == SAMPLE[DATA][-10:]
     # replica None: the store lacks it now, the mirror answers
     assert client.get(path).content == SAMPLE[DATA]
+
+
+def test_health_is_503_naming_a_config_that_does_not_parse_without_its_secret(store: Path) -> None:
+    client = TestClient(make_app(store, GateDouble()))  # the app reads the config as it starts
+    config = store / "dss/config.json"
+    doc = json.loads(config.read_text())
+    config.write_text(json.dumps(doc | {"mirrors": [{"url": "http://user:hunter2@127.0.0.1:9/store",
+                                                     "name": "web"}]}))
+    res = client.get("/internal/health")
+    assert res.status_code == 503
+    assert res.json()["title"].startswith("[store] ") and "must not carry credentials" in res.text
+    assert "hunter2" not in res.text
