@@ -23,8 +23,12 @@ from gcs_signer import signing_key
 from dss_remote.admin.sibling import Sibling, create_sibling
 from dss_remote.admin.store import add_mirror
 from dss_remote.backends.gcs import SIGNING_KEY_ENV
+from dss_remote.backends.s3 import S3Backend
 from dss_remote.config.mirrors import Mirror
-from ria_store.layout import OBJECTS_DIR, dataset_relpath, object_relpath
+from dss_remote.history import bundle_store
+from ria_store.archive import ArchiveReader
+from ria_store.keys import parse_key
+from ria_store.layout import OBJECTS_DIR, archive_members, dataset_relpath, object_relpath
 
 DATA = "dir/data.bin"
 
@@ -255,3 +259,26 @@ def test_health_is_503_naming_a_config_that_does_not_parse_without_its_secret(st
     assert res.status_code == 503
     assert res.json()["title"].startswith("[store] ") and "must not carry credentials" in res.text
     assert "hunter2" not in res.text
+
+
+def test_a_key_in_a_mirrors_archive_is_read_from_the_store_when_the_store_has_it(
+        store: Path, dataset: Path, s3_mirror: MirrorFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    m = mirror(store, publish(store, dataset, pack=True), s3_mirror, None)
+    archive = m.sib.dataset_dir / "archives/archive.7z"
+    key = next(r["key"] for r in bundle_store.load(store, m.dsid).files if r["path"] == DATA)
+    member = ArchiveReader().find(archive, archive_members(parse_key(key)))
+    assert member is not None and member.offset is not None
+    reads: list[tuple[str, int, int]] = []
+    real = S3Backend.read_range
+
+    def recording(self: S3Backend, relpath: str, start: int, length: int) -> bytes:
+        reads.append((relpath, start, length))
+        return real(self, relpath, start, length)
+
+    monkeypatch.setattr(S3Backend, "read_range", recording)
+    res = m.client().get(m.path(DATA), params={"replica": "aws"}, headers={"Range": "bytes=0-99"})
+    assert res.status_code == 206 and res.content == SAMPLE[DATA][:100]
+    # the bucket was asked where the key is (its index, in aligned blocks), never for the range's
+    # bytes, which a stream from it reads as (member offset, 100)
+    assert reads and all(start % 65536 == 0 for _, start, _ in reads), reads
+    assert not [r for r in reads if r[1:] == (member.offset, 100)], reads

@@ -80,17 +80,30 @@ def _respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[s
     key = parse_key(str(row["key"]))
     seconds: int = request.app.state.settings.presign_seconds
     failures = Failures()
+    # First what a replica serves cheaply: a loose object (a 302 from a bucket), anything on a
+    # local disk; a member of a remote archive only when no replica has the key otherwise, as
+    # those bytes come through this server by ranged reads.
+    deferred: list[str] = []
     for name in served.order(first):
         try:
-            answer = _from_replica(request, served.objects(name, dataset_id), key, base, seconds)
+            answer = _from_replica(request, served.objects(name, dataset_id), key, base, seconds,
+                                   remote_archive=False)
+        except _OnlyInRemoteArchive:
+            deferred.append(name)
+            continue
         except DssError as e:
             logger.info("%s of dataset %s from %s: %s", key, dataset_id, name, e)
             failures.add(name, e)
             continue
-        if failures:
-            logger.info("%s of dataset %s served from %s after %s", key, dataset_id, name,
-                        failures.line())
-        return answer
+        return _served(answer, key, dataset_id, name, failures)
+    for name in deferred:
+        try:
+            answer = _from_replica(request, served.objects(name, dataset_id), key, base, seconds,
+                                   remote_archive=True)
+        except DssError as e:
+            failures.add(name, e)
+            continue
+        return _served(answer, key, dataset_id, name, failures)
     if failures.all_absent():
         raise ApiError(404, "not_found", f"no replica holds {key} of dataset {dataset_id}: "
                        f"{failures.line()}")
@@ -98,10 +111,21 @@ def _respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[s
                    f"{failures.line()}; try again later", {"Retry-After": RETRY_AFTER})
 
 
+class _OnlyInRemoteArchive(Exception):
+    """The replica holds the key in an archive reached over the network, and nothing else."""
+
+
+def _served(answer: Response, key: AnnexKey, dsid: str, name: str, failures: Failures) -> Response:
+    if failures:
+        logger.info("%s of dataset %s served from %s after %s", key, dsid, name, failures.line())
+    return answer
+
+
 def _from_replica(request: Request, objects: DatasetObjects, key: AnnexKey, base: dict[str, str],
-                  seconds: int) -> Response:
+                  seconds: int, *, remote_archive: bool) -> Response:
     """The answer from one replica; NotFoundError when it definitely lacks the key, another
-    DssError when it cannot tell or cannot serve it."""
+    DssError when it cannot tell or cannot serve it; without `remote_archive`,
+    _OnlyInRemoteArchive when the key is only in its archive over the network."""
     backend = objects.backend
     root = backend.local_root
     relpath = f"{objects.ds_rel}/{object_relpath(key, objects.object_tree_version())}"
@@ -110,7 +134,7 @@ def _from_replica(request: Request, objects: DatasetObjects, key: AnnexKey, base
         if f is not None:
             size = os.fstat(f.fileno()).st_size
             return _stream(request, size, _pread(f), base, closing=f)
-    elif objects.has_loose(key):
+    elif not remote_archive and objects.has_loose(key):
         if backend.presigns:
             url = backend.presign_get(relpath, seconds)
             return Response(status_code=302, headers={**base, "Location": url, "Content-Length": "0",
@@ -124,6 +148,8 @@ def _from_replica(request: Request, objects: DatasetObjects, key: AnnexKey, base
     if found is None:
         objects.confirm_dataset()
         raise NotFoundError("not there (neither loose nor in archives/archive.7z)")
+    if root is None and not remote_archive:
+        raise _OnlyInRemoteArchive
     return _member(request, objects, *found, base)
 
 
