@@ -4,7 +4,11 @@
 POSIX store first): a loose object on an S3/GCS mirror is a 302 to a presigned GET of it; anything
 else a replica holds (the POSIX store's loose objects and archive members, a mirror's archive
 members, the objects of mirrors that cannot presign) is streamed through the server, chunk by chunk,
-never buffered whole. A git file is streamed from the dataset's bare repo (`git cat-file`).
+never buffered whole. A key a network replica holds only in its archive is streamed from there
+only when no replica holds it otherwise (ranged reads through this server are the dearest way).
+Bytes are not verified on the way out (the client checks the `X-DSS-SHA256` it was given; a
+wrong-sized loose object counts as absent, as in the special remote). A git file is streamed from
+the dataset's bare repo (`git cat-file`).
 
 Ranges: one range is answered 206; several are answered 200 with the whole body (RFC 9110 lets a
 server ignore Range). A member that is compressed in the archive (not what DataLad writes) is
