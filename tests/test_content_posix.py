@@ -10,13 +10,17 @@ from pathlib import Path
 
 import py7zr
 import pytest
-from conftest import SAMPLE, require_tool, run
+from conftest import PLAIN_DSID, SAMPLE, require_tool, run
 from content_app import make_app
+from fastapi import Request, Response
 from fastapi.testclient import TestClient
 from gate_double import GateDouble
 
 from dss_remote.admin.sibling import Sibling
 from dss_remote.history import bundle_store
+from dss_remote.server.app import create_app
+from dss_remote.server.content import respond
+from ria_store.bare_repo import init_bare
 from ria_store.layout import OBJECTS_DIR
 
 DATA = "dir/data.bin"
@@ -192,3 +196,35 @@ def test_rows_are_the_recorded_manifest(store: Path, published: Sibling) -> None
     assert rows[DATA]["type"] == "annex" and rows[".datalad/config"]["type"] == "git"
     assert subprocess.run(["git", "--git-dir", str(published.dataset_dir), "cat-file", "-e",
                            rows[".datalad/config"]["git_blob"]], check=False).returncode == 0
+
+
+def _row_app(store: Path, row: dict[str, object]) -> TestClient:
+    """An app whose route answers every GET with `row` of dataset PLAIN_DSID."""
+    app = create_app(store, GateDouble())
+
+    @app.get("/row")
+    def serve(request: Request) -> Response:
+        return respond(request, store, PLAIN_DSID, row, None, {"X-DSS-VERSION": "v1"})
+
+    return TestClient(app)
+
+
+def test_a_git_blob_missing_from_the_repository_is_404(store: Path, dsdir: Path) -> None:
+    init_bare(dsdir)
+    res = _row_app(store, {"path": "a.txt", "type": "git", "git_blob": "1" * 40, "size": 3}).get("/row")
+    assert res.status_code == 404
+    assert res.json()["title"] == f"git blob {'1' * 40} is not in dataset {PLAIN_DSID}'s repository"
+    assert res.headers["x-dss-version"] == "v1"
+
+
+def test_a_git_blob_of_a_dataset_the_store_does_not_hold_is_503(store: Path) -> None:
+    res = _row_app(store, {"path": "a.txt", "type": "git", "git_blob": "1" * 40, "size": 3}).get("/row")
+    assert res.status_code == 503 and res.headers["retry-after"] == "30"
+    assert res.json()["title"].startswith(f"the git repository of dataset {PLAIN_DSID} is not readable")
+
+
+def test_a_subdataset_row_has_no_content(store: Path, dsdir: Path) -> None:
+    res = _row_app(store, {"path": "sub", "type": "subdataset", "commit": "2" * 40}).get("/row")
+    assert res.status_code == 404
+    assert res.json()["title"] == (f"sub of dataset {PLAIN_DSID} is a subdataset, which has no "
+                                   "content of its own")

@@ -33,6 +33,7 @@ from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
 from ria_store.archive import RANGE_CHUNK, ArchiveSource, Member
+from ria_store.bare_repo import blob_sizes
 from ria_store.errors import CorruptError, DssError, NotFoundError, UnavailableError, one_line
 from ria_store.keys import AnnexKey, parse_key
 from ria_store.layout import dataset_relpath, object_relpath
@@ -258,16 +259,17 @@ def _git_blob(request: Request, store_root: Path, dsid: str, sha: str, base: dic
               ) -> Response:
     """A git file, from the dataset's bare repo in the POSIX store."""
     repo = store_root / dataset_relpath(dsid)
-    res = subprocess.run(["git", "--git-dir", str(repo), "cat-file", "-s", sha],
-                         capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
-    if res.returncode != 0:
+    try:
+        size = blob_sizes(repo, [sha]).get(sha) if repo.is_dir() else None
+    except DssError as e:
+        raise ApiError(503, "unavailable", f"the git repository of dataset {dsid} cannot be read "
+                       "now; try again later", {"Retry-After": RETRY_AFTER}) from e
+    if size is None:
         if not repo.is_dir():
             raise ApiError(503, "unavailable", f"the git repository of dataset {dsid} is not "
                            "readable in the store (not mounted?); try again later",
                            {"Retry-After": RETRY_AFTER})
-        raise ApiError(404, "not_found", f"git blob {sha} is not in dataset {dsid}'s repository "
-                       f"({one_line(res.stderr) or 'git cat-file failed'})")
-    size = int(res.stdout.strip())
+        raise ApiError(404, "not_found", f"git blob {sha} is not in dataset {dsid}'s repository")
     rng = _range(request, size)
     head = _head(request, rng, size, base)
     if head is not None:
