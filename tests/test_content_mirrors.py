@@ -116,6 +116,11 @@ def test_replica_aws_and_gcp_redirect_to_presigned_urls_whose_bytes_match(both: 
         ranged = requests.get(f"{srv.url}{both.path(DATA)}?replica=aws", headers={"Range": "bytes=10-19"},
                               timeout=30)
         assert ranged.status_code == 206 and ranged.content == SAMPLE[DATA][10:20]
+        # the store itself, streamed by uvicorn: a range, and a HEAD that says the size
+        local = requests.get(f"{srv.url}{both.path(DATA)}", headers={"Range": "bytes=-5"}, timeout=30)
+        assert local.status_code == 206 and local.content == SAMPLE[DATA][-5:]
+        head = requests.head(f"{srv.url}{both.path(DATA)}", timeout=30)
+        assert head.status_code == 200 and head.headers["content-length"] == str(len(SAMPLE[DATA]))
 
 
 def test_a_mirror_is_also_reached_by_its_dss_name(both: Mirrored) -> None:
