@@ -46,7 +46,7 @@ class ApiServer:
 def api_server(store: Path, gate_spec: Mapping[str, Any], work: Path, *, public_url: str | None = None,
                extra_args: tuple[str, ...] = (), factory: str = "serve_factory:app") -> Iterator[ApiServer]:
     """uvicorn serving `store` until the block ends; fails the test naming what it printed.
-    `factory` is the app factory uvicorn runs, `module:function` in tests/."""
+    `factory` is another app factory in tests/ (e.g. one with the real StoreGate)."""
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://{HOST}:{port}"
