@@ -134,7 +134,7 @@ def test_an_unknown_replica_is_400_naming_the_known_ones(client: TestClient, url
     res = client.get(f"{url}/small.txt", params={"replica": "azure"})
     assert res.status_code == 400
     assert res.json() == {"status": 400, "code": "illegal_arguments",
-                          "title": "replica 'azure' is unknown; this store has: aws, gcp, store"}
+                          "title": "unknown replica 'azure'; known: aws, gcp, store"}
 
 
 @pytest.mark.parametrize("replica", ["aws", "gcp", "store"])
@@ -228,3 +228,26 @@ def test_a_subdataset_row_has_no_content(store: Path, dsdir: Path) -> None:
     assert res.status_code == 404
     assert res.json()["title"] == (f"sub of dataset {PLAIN_DSID} is a subdataset, which has no "
                                    "content of its own")
+
+
+ANNEX_ROW = {"path": "a.bin", "type": "annex", "key": "MD5E-s3--acbd18db4cc2f85cedef654fccc4a4d8.bin",
+             "size": 3, "content_type": "application/octet-stream"}
+
+
+def test_a_store_that_went_away_is_503_without_its_path(store: Path, dsdir: Path) -> None:
+    client = _row_app(store, ANNEX_ROW)
+    store.rename(store.with_name("away"))
+    res = client.get("/row")
+    assert res.status_code == 503 and res.headers["retry-after"] == "30"
+    assert res.json()["code"] == "unavailable"
+    assert str(store) not in res.text and "/tmp/" not in res.text, res.text
+
+
+def test_a_dataset_directory_that_went_away_is_503_naming_the_store_not_its_path(store: Path,
+                                                                               dsdir: Path) -> None:
+    client = _row_app(store, ANNEX_ROW)
+    shutil.rmtree(dsdir)
+    res = client.get("/row")
+    assert res.status_code == 503 and res.json()["title"].startswith(
+        f"{ANNEX_ROW['key']} of dataset {PLAIN_DSID} cannot be read now: [store] ")
+    assert "/tmp/" not in res.text, res.text

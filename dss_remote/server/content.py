@@ -73,7 +73,12 @@ def respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[st
 
 def _respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[str, Any], *,
              replica: str | None, headers: Mapping[str, str]) -> Response:
-    served = served_replicas(store_root)
+    try:
+        served = served_replicas(store_root)
+    except DssError as e:
+        logger.warning("store %s: config unreadable: %s", store_root, e)
+        raise ApiError(503, "unavailable", "the store's config cannot be read now; try again later",
+                       {"Retry-After": RETRY_AFTER}) from e
     first = served.resolve(replica)
     ctype = str(row.get("content_type") or "application/octet-stream")
     base = {**headers, "Content-Type": ctype, "Accept-Ranges": "bytes"}
@@ -109,11 +114,17 @@ def _respond(request: Request, store_root: Path, dataset_id: str, row: Mapping[s
             failures.add(name, e)
             continue
         return _served(answer, key, dataset_id, name, failures)
+    why = _without_local_paths(failures.line(), store_root)
     if failures.all_absent():
-        raise ApiError(404, "not_found", f"no replica holds {key} of dataset {dataset_id}: "
-                       f"{failures.line()}")
-    raise ApiError(503, "unavailable", f"{key} of dataset {dataset_id} cannot be read now: "
-                   f"{failures.line()}; try again later", {"Retry-After": RETRY_AFTER})
+        raise ApiError(404, "not_found", f"no replica holds {key} of dataset {dataset_id}: {why}")
+    raise ApiError(503, "unavailable", f"{key} of dataset {dataset_id} cannot be read now: {why}; "
+                   "try again later", {"Retry-After": RETRY_AFTER})
+
+
+def _without_local_paths(text: str, store_root: Path) -> str:
+    """`text` with the store's place on the server's disk replaced by `store`: clients learn
+    which replica failed and why, not how the server's file systems are laid out."""
+    return text.replace(f"ria+file://{store_root}", "store").replace(str(store_root), "store")
 
 
 class _OnlyInRemoteArchive(Exception):

@@ -61,7 +61,7 @@ class ServedReplicas:
         if wanted in self.names:
             return wanted
         known = ", ".join([*HCA_REPLICAS, *self.names])
-        raise ApiError(400, "illegal_arguments", f"replica {wanted!r} is unknown; this store has: {known}")
+        raise ApiError(400, "illegal_arguments", f"unknown replica {wanted!r}; known: {known}")
 
     def order(self, first: str) -> list[str]:
         """`first`, then the other replicas in the store's cost order (the POSIX store first)."""
