@@ -158,12 +158,12 @@ def test_identical_duplicate_parameters_are_accepted(client: TestClient, pushed:
 
 def test_unknown_replica_is_400_naming_the_known_ones(client: TestClient, pushed: Pushed) -> None:
     _refused(client.get(_bundle(pushed), params={"replica": "azure"}, headers=ADMIN), 400,
-             "illegal_arguments", "unknown replica 'azure'; known: aws, gcp")
+             "illegal_arguments", "unknown replica 'azure'; known: aws, gcp, store")
 
 
 def test_unknown_replica_of_a_file_is_400(client: TestClient, pushed: Pushed) -> None:
     _refused(client.get(_file(pushed), params={"replica": "azure"}, headers=ADMIN), 400,
-             "illegal_arguments", "unknown replica 'azure'; known: aws, gcp")
+             "illegal_arguments", "unknown replica 'azure'; known: aws, gcp, store")
 
 
 def test_unknown_query_parameter_is_400(client: TestClient, pushed: Pushed) -> None:
@@ -227,7 +227,7 @@ def test_a_path_as_start_after_is_400(client: TestClient) -> None:
 
 def test_a_path_as_a_replica_is_400(client: TestClient, pushed: Pushed) -> None:
     _refused(client.get(_file(pushed), params={"replica": "../../etc"}, headers=ADMIN), 400,
-             "illegal_arguments", "unknown replica '../../etc'; known: aws, gcp")
+             "illegal_arguments", "unknown replica '../../etc'; known: aws, gcp, store")
 
 
 # -- a private dataset -------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ria_store.errors import UnsafePathError
+from ria_store.errors import AccessError, UnsafePathError
 
 Progress = Callable[[int], None]
 
@@ -99,12 +99,20 @@ class Backend(ABC):
     keeps_checksums: bool = False
     #: "posix", "s3", "gcs", "memory", ...: for messages and for choosing a replica order
     kind: str = "posix"
+    #: True where `presign_get` hands out URLs (S3, GCS): the server then redirects to the bucket
+    presigns: bool = False
 
     def __init__(self, url: str) -> None:
         self.url = url
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+    def presign_get(self, relpath: str, seconds: int) -> str:
+        """A URL anyone holding it may GET the object from for `seconds`, with no credentials of
+        their own; AccessError where this backend cannot make one (the server then streams)."""
+        raise AccessError(f"replica {self.url}: a {self.kind} backend cannot hand out presigned URLs "
+                          "(only S3 and GCS mirrors can); the server streams its objects itself")
 
     @abstractmethod
     def info(self, relpath: str) -> ObjectInfo | None:

@@ -9,19 +9,23 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import google.auth
+import google.auth.transport.requests
 import google_crc32c
 import requests
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
+from google.auth import credentials as gauth_credentials
 from google.auth import exceptions as gauth_exc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY, _should_retry
+from google.oauth2 import service_account
 
 from ria_store.errors import (
     AccessError,
@@ -61,12 +65,19 @@ _SDK_ERRORS = (gexc.GoogleAPIError, gauth_exc.GoogleAuthError, DataCorruption, I
 # the IAM permission each kind of operation needs, named in access-denied messages
 _PERMISSIONS = {"read": "storage.objects.get", "write": "storage.objects.create",
                 "delete": "storage.objects.delete", "list": "storage.objects.list"}
+#: a service-account key file (JSON) that signs presigned URLs, when the credentials that reach the
+#: bucket cannot sign themselves (an emulator, user credentials); never sent anywhere
+SIGNING_KEY_ENV = "DSS_GCS_SIGNING_KEY"
+_SIGNING_FIX = (f"set GOOGLE_APPLICATION_CREDENTIALS (or {SIGNING_KEY_ENV}) to a service-account key "
+                "file, or run on GCE/GKE as a service account that has "
+                "roles/iam.serviceAccountTokenCreator on itself (IAM signBlob)")
 #: google-cloud-storage's convention: when set (scheme, host and port), an emulator without credentials
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 _CREDENTIALS_FIX = ("run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS")
 # untyped in their libraries; called through Any so strict mypy accepts the calls
 _Crc32c: Any = google_crc32c.Checksum
 _Anonymous: Any = AnonymousCredentials
+_ServiceAccount: Any = service_account.Credentials
 
 
 def _emulator_host() -> str | None:
@@ -197,6 +208,7 @@ class GcsBackend(Backend):
 
     kind = "gcs"
     keeps_checksums = True
+    presigns = True
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, storage_class: str | None = None,
                  timeout: float = 30) -> None:
@@ -360,6 +372,46 @@ class GcsBackend(Backend):
             raise self._error(e, "read", relpath) from e
         self._bucket_exists = True
         return _object_info(relpath, blob)
+
+    def presign_get(self, relpath: str, seconds: int) -> str:
+        """A V4 signed GET URL of the object. Signing needs a private key: a service-account key
+        (DSS_GCS_SIGNING_KEY, else ADC's own), or on GCE/GKE the VM's service account through
+        IAM signBlob (one request to the IAM API per URL). With an endpoint in the mirror's
+        config (an emulator, a private endpoint) the URL points there."""
+        key = self._key(relpath)
+        kwargs: dict[str, Any] = {"version": "v4", "expiration": timedelta(seconds=seconds),
+                                  "method": "GET"}
+        if self.endpoint_url:
+            kwargs["api_access_endpoint"] = self.endpoint_url.rstrip("/")
+        try:
+            kwargs |= self._signer()
+            return str(self._bucket().blob(key).generate_signed_url(**kwargs))
+        except DssError:
+            raise
+        except (*_SDK_ERRORS, AttributeError, ValueError, OSError) as e:
+            # AttributeError/ValueError: google-cloud-storage's "credentials cannot sign"
+            raise AccessError(f"replica {self.url}: cannot sign a URL for {relpath} "
+                              f"({type(e).__name__}: {one_line(e)}); {_SIGNING_FIX}") from e
+
+    def _signer(self) -> dict[str, Any]:
+        """What generate_signed_url signs with, beyond the client's own credentials."""
+        key_file = os.environ.get(SIGNING_KEY_ENV)
+        if key_file:
+            return {"credentials": _ServiceAccount.from_service_account_file(key_file)}
+        if self.endpoint_url is None and _emulator_host():
+            raise AccessError(f"replica {self.url}: cannot sign URLs for the emulator at "
+                              f"{_emulator_host()} without {SIGNING_KEY_ENV} (a throwaway "
+                              "service-account key file)")
+        credentials = self._bucket().client._credentials  # what _credentials() found
+        if isinstance(credentials, gauth_credentials.Signing):
+            return {}
+        if getattr(credentials, "service_account_email", None) is not None:  # GCE/GKE metadata
+            if not credentials.valid:  # also learns the real address behind "default"
+                credentials.refresh(google.auth.transport.requests.Request())
+            return {"service_account_email": credentials.service_account_email,
+                    "access_token": credentials.token}
+        raise AccessError(f"replica {self.url}: the credentials that reach it "
+                          f"({type(credentials).__name__}) cannot sign URLs: {_SIGNING_FIX}")
 
     def get_file(self, relpath: str, dst_fd: int, progress: Progress | None = None) -> int:
         key = self._key(relpath)

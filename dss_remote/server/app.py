@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from ..access.gate import Gate
 from ..config.store_config import read_config
-from . import bundles_api, errors, events_api, files_api, meta_api
+from . import bundles_api, errors, events_api, files_api, health, meta_api
 from .file_index import FileIndex
 from .ria_tree import router as ria_tree_router
 from .subscriptions_api import router as subscriptions_router
@@ -40,6 +40,7 @@ def create_app(store_root: Path, gate: Gate, *, public_url: str | None = None,
     app.include_router(meta_api.router)
     app.include_router(ria_tree_router)
     app.include_router(subscriptions_router)
+    app.include_router(health.router)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"],

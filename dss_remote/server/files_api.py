@@ -24,7 +24,7 @@ def get_file(uuid: str, request: Request, who: Annotated[Identity | None, Depend
     """A file version (the newest without `version`)."""
     params.check_known(request, ("replica", "version"))
     params.check_uuid(uuid)
-    replica = params.single(request, "replica")  # content.respond says which replicas it knows
+    replica = params.replica(request)
     version = params.version(request)
     found = file_index(request).file(uuid, version)
     if found is None:

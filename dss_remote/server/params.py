@@ -13,9 +13,8 @@ from ria_store.errors import DssError
 from ..history.bundles import parse_version
 from .dss_mapping import UUID_RE
 from .errors import ApiError
+from .replicas import served_replicas
 
-#: the replicas a client may name; the content of every one is read from this store
-REPLICAS = ("aws", "gcp")
 _PREFIX_RE = re.compile(r"[0-9a-f-]{0,36}")
 
 
@@ -63,10 +62,11 @@ def version(request: Request, name: str = "version") -> str | None:
 
 
 def replica(request: Request) -> str | None:
-    """`aws` or `gcp` (or absent), else 400 naming the known ones."""
+    """The `replica` parameter as given: absent, `aws`, `gcp` or a replica's dss name (one rule
+    for every route: server/replicas.py), else 400 naming the known ones."""
     value = single(request, "replica")
-    if value is not None and value not in REPLICAS:
-        raise bad(f"unknown replica {value[:80]!r}; known: {', '.join(REPLICAS)}")
+    if value is not None:
+        served_replicas(request.app.state.store_root).resolve(value)
     return value
 
 

@@ -24,11 +24,10 @@ from ria_store.locks import FileLock
 
 from ..access.gate import Identity
 from ..config import paths
-from ..config.mirrors import PRIMARY_NAME
-from ..config.store_config import read_config
 from ..history import times
 from ..webhooks import callback_guard, subscriptions
 from ..webhooks.subscriptions import Subscription
+from . import params
 from .caller import caller, deny, gate_of, require_read
 from .errors import ApiError
 
@@ -57,20 +56,10 @@ def _bad(title: str) -> ApiError:
     return ApiError(400, "illegal_arguments", title)
 
 
-def _check_replica(request: Request, replica: str | None) -> None:
-    """A replica name, if given, must be one of the store's; subscriptions cover all of them.
-    The hca client repeats query parameters: the same value twice is fine, two values are not."""
-    given = set(request.query_params.getlist("replica"))
-    if len(given) > 1:
-        raise _bad(f"replica is given more than once with different values ({', '.join(sorted(given))}); "
-                   "give it once")
-    if replica is None:
-        return
-    mirrors = read_config(request.app.state.store_root).mirrors
-    known = {"aws", "gcp", PRIMARY_NAME, *(m.name for m in mirrors)}
-    if replica not in known:
-        raise _bad(f"unknown replica {replica!r}; known: {', '.join(sorted(known))} (a subscription "
-                   "covers every replica)")
+def _check_replica(request: Request) -> None:
+    """A replica, if given, must be one of the store's (the rule of every route); a subscription
+    covers all of them, so it filters nothing."""
+    params.replica(request)
 
 
 def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -152,7 +141,7 @@ def put_subscription(request: Request, who: Annotated[Identity | None, Depends(c
                      ) -> JSONResponse:
     """Create a subscription owned by the caller: 201 {uuid}."""
     user = _signed_in(request, who)
-    _check_replica(request, replica)
+    _check_replica(request)
     fields = _parse_new(request, user, body)
     root = request.app.state.store_root
     # one lock, so two concurrent PUTs (workers, nodes) cannot both take the 100th place
@@ -177,7 +166,7 @@ def list_subscriptions(request: Request, who: Annotated[Identity | None, Depends
                        replica: str | None = None) -> dict[str, Any]:
     """The caller's subscriptions (an admin's: all), without secrets."""
     user = _signed_in(request, who)
-    _check_replica(request, replica)
+    _check_replica(request)
     admin = gate_of(request).is_admin(user)
     subs = subscriptions.load_all(request.app.state.store_root)
     return {"subscriptions": [public_document(s) for s in subs if _visible(user, admin, s)]}
@@ -201,7 +190,7 @@ def get_subscription(request: Request, uuid: str, who: Annotated[Identity | None
                      replica: str | None = None) -> dict[str, Any]:
     """One of the caller's subscriptions (404 for another's), without its secret."""
     user = _signed_in(request, who)
-    _check_replica(request, replica)
+    _check_replica(request)
     return public_document(_find(request, user, uuid))
 
 
@@ -210,7 +199,7 @@ def delete_subscription(request: Request, uuid: str, who: Annotated[Identity | N
                         replica: str | None = None) -> dict[str, Any]:
     """Delete one of the caller's subscriptions (404 for another's): {timeDeleted}."""
     user = _signed_in(request, who)
-    _check_replica(request, replica)
+    _check_replica(request)
     sub = _find(request, user, uuid)
     try:
         subscriptions.delete(request.app.state.store_root, sub.id)
