@@ -26,6 +26,7 @@ from dss_remote.backends.gcs import SIGNING_KEY_ENV
 from dss_remote.backends.s3 import S3Backend
 from dss_remote.config.mirrors import Mirror
 from dss_remote.history import bundle_store
+from dss_remote.server import health
 from ria_store.archive import ArchiveReader
 from ria_store.keys import parse_key
 from ria_store.layout import OBJECTS_DIR, archive_members, dataset_relpath, object_relpath
@@ -204,6 +205,13 @@ def test_a_replica_that_is_down_makes_it_503_naming_it(s3_only: Mirrored) -> Non
     assert "; [store] not there (neither loose nor in archives/archive.7z)" in body["title"]
 
 
+@pytest.fixture
+def fresh_health(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every health request checks again (no answer reused from an earlier request)."""
+    monkeypatch.setattr(health, "CACHE_SECONDS", 0.0)
+
+
+@pytest.mark.usefixtures("fresh_health")
 def test_health_is_200_when_store_and_mirrors_answer_and_503_naming_a_mirror_that_does_not(
         store: Path, s3_mirror: MirrorFixture, gcs_mirror: MirrorFixture) -> None:
     add_mirror(store, Mirror(url=s3_mirror.url, name="s3", endpoint_url=s3_mirror.endpoint_url))
@@ -223,10 +231,25 @@ def test_health_is_200_when_store_and_mirrors_answer_and_503_naming_a_mirror_tha
     assert doc["code"] == "unavailable" and doc["title"].startswith("[gcs] ")
     assert doc["replicas"]["s3"]["ok"] and not doc["replicas"]["gcs"]["ok"]
     assert "testing" not in bad.text  # no credential of any kind
+    lb = client.get("/internal/health", params={"replicas": "false"})
+    assert lb.status_code == 200 and "replicas" not in lb.json()  # a mirror down takes no node out
     gcs_mirror.proxy.up()
     assert client.get("/internal/health").status_code == 200
 
 
+def test_health_reuses_its_answer_for_a_few_seconds(store: Path, gcs_mirror: MirrorFixture) -> None:
+    add_mirror(store, Mirror(url=gcs_mirror.url, name="gcs", endpoint_url=gcs_mirror.endpoint_url))
+    client = TestClient(make_app(store, GateDouble()))
+    assert client.get("/internal/health").status_code == 200
+    assert gcs_mirror.proxy is not None
+    gcs_mirror.proxy.down()
+    try:  # anyone may call it: a burst of calls must not become a burst of bucket requests
+        assert client.get("/internal/health").status_code == 200
+    finally:
+        gcs_mirror.proxy.up()
+
+
+@pytest.mark.usefixtures("fresh_health")
 def test_health_is_503_when_the_store_is_not_readable(store: Path) -> None:
     client = TestClient(make_app(store, GateDouble()))
     assert client.get("/internal/health").status_code == 200
@@ -254,6 +277,7 @@ def test_a_mirror_that_cannot_presign_is_streamed_through_the_server(
     assert client.get(path).content == SAMPLE[DATA]
 
 
+@pytest.mark.usefixtures("fresh_health")
 def test_health_is_503_naming_a_config_that_does_not_parse_without_its_secret(store: Path) -> None:
     client = TestClient(make_app(store, GateDouble()))  # the app reads the config as it starts
     config = store / "dss/config.json"
