@@ -96,6 +96,23 @@ def terminate(procs: list[psutil.Process], grace: float = TERM_GRACE) -> None:
     logger.warning("still running after SIGKILL: %s", "; ".join(describe(p) for p in procs))
 
 
+def wait_for_detached(timeout: float = 120.0) -> None:
+    """Wait for what a push of this test left running detached (the hook's `dss sync --git-only`
+    and `dss deliver`), before the test moves the store away under them; fails naming them."""
+    mine = carrying(TEST_VAR, os.environ.get(TEST_VAR, ""))
+    detached = []
+    for proc in mine:
+        try:
+            command = proc.cmdline()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if any(c.endswith("dss") for c in command) and ("sync" in command or "deliver" in command):
+            detached.append(proc)
+    alive = wait_gone(detached, timeout)
+    if alive:
+        pytest.fail(f"still running after {timeout:g} s: {'; '.join(describe(p) for p in alive)}")
+
+
 def end_marked(name: str, value: str, grace: float = TERM_GRACE) -> list[str]:
     """End every process carrying `name=value`, and those they start meanwhile; who was ended."""
     ended: list[str] = []

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cloud_servers import LoopbackServer, MirrorFixture, SwitchableProxy
 from conftest import PLAIN_DSID
+from leftover_processes import wait_for_detached
 from test_archive import corrupt, pack_7z, stage
 
 from dss_remote.admin.store import add_mirror
@@ -84,6 +85,7 @@ class Packed:
         self.mirror(name).write_bytes(ARCHIVE_REL, data)
 
     def unmount_store(self, tmp_path: Path) -> None:
+        wait_for_detached()  # a push's detached `dss sync` would recreate the store's dss/
         os.rename(self.store, tmp_path / "unmounted")
 
 

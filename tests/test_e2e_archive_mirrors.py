@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cloud_servers import MirrorFixture
 from conftest import SAMPLE, annex_keys, require_tool, run
+from leftover_processes import wait_for_detached
 
 from dss_remote.admin.sibling import Sibling, create_sibling
 from dss_remote.admin.store import add_mirror
@@ -98,6 +99,7 @@ def packed(store: Path, dataset: Path, s3_mirror: MirrorFixture, gcs_mirror: Mir
 
 
 def unmount(cloud: PackedCloud, tmp_path: Path) -> None:
+    wait_for_detached()  # a push's detached `dss sync` would recreate the store's dss/
     os.rename(cloud.store, tmp_path / "unmounted")
 
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from cloud_servers import MirrorFixture
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
-from leftover_processes import TEST_VAR, carrying, wait_gone
+from leftover_processes import TEST_VAR, carrying, wait_for_detached, wait_gone
 
 from dss_remote.admin.clone import same_store
 from dss_remote.admin.sibling import Sibling, create_sibling
@@ -122,6 +122,7 @@ def test_round_trip_with_an_s3_mirror_second_clone_reads_s3_without_the_store(
     run("datalad", "-l", "error", "clone", f"ria+file://{store}#~sample", second)
     run("datalad", "-l", "error", "get", *SAMPLE, cwd=second)  # also caches the store's config
     wait_for_mirroring()
+    wait_for_detached()  # a push's detached `dss sync` would recreate the store's dss/
     os.rename(store, tmp_path / "unmounted")  # a node without the POSIX store
     try:
         run("datalad", "-l", "error", "get", *CHANGED, cwd=second)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cloud_servers import LoopbackServer, MirrorFixture, s3_admin_client
 from conftest import SAMPLE, require_tool, run
+from leftover_processes import wait_for_detached
 
 from dss_remote.admin.sibling import create_sibling
 from dss_remote.admin.store import init_store
@@ -66,6 +67,7 @@ def test_datalad_clone_and_get_from_a_bucket_over_http(s3_server: LoopbackServer
     status, manifest = _anonymous_get(f"{http_store}/dss/bundles/{sib.dataset_id}/{version}.json")
     assert status == 200 and json.loads(manifest)["dataset_id"] == sib.dataset_id
 
+    wait_for_detached()  # a push's detached `dss sync` would recreate the store's dss/
     os.rename(store, tmp_path / "store-unmounted")  # only the bucket is left to read from
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)  # a reader of a public mirror has no credentials

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
 from file_servers import TLSCA, HttpServer, serve_http
+from leftover_processes import wait_for_detached
 
 from dss_remote.admin.sibling import Sibling
 from dss_remote.admin.store import add_mirror
@@ -87,6 +88,7 @@ def test_node_without_the_posix_store_reads_the_http_mirror(web: WebMirror, tmp_
     web.drop_local()
     run("git", "annex", "get", "small.txt", cwd=web.ds)  # caches the store's config in the clone
     web.drop_local()
+    wait_for_detached()  # a push's detached `dss sync` would recreate the store's dss/
     os.rename(web.store, tmp_path / "unmounted")
     try:
         run("git", "annex", "get", ".", cwd=web.ds)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cloud_servers import AuthS3Server, Keys, LoopbackServer, MirrorFixture
 from conftest import SAMPLE, annex_keys, require_tool, run, write_files
+from leftover_processes import wait_for_detached
 
 from dss_remote.admin.sibling import Sibling, create_sibling
 from dss_remote.admin.store import add_mirror
@@ -119,6 +120,7 @@ def test_node_without_the_posix_store_reads_the_buckets(cloud: CloudStore, tmp_p
     drop_local(cloud.ds)
     run("git", "annex", "get", "small.txt", cwd=cloud.ds)  # caches the store's config in the clone
     drop_local(cloud.ds)
+    wait_for_detached()  # the push's `dss sync --git-only` would make store/dss/logs/ anew
     os.rename(cloud.store, tmp_path / "unmounted")
     try:
         run("git", "annex", "get", ".", cwd=cloud.ds)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from api_server import ApiServer, api_server
 from conftest import SAMPLE, require_tool, run
+from leftover_processes import wait_for_detached
 
 from dss_remote.admin.sibling import Sibling
 from ria_store.layout import OBJECTS_DIR
@@ -25,6 +26,7 @@ TOKENS = {"tok-reader": {"user": "rita", "groups": ["lab"]}}
 def _moved(store: Path, tmp_path: Path) -> Path:
     """The store, moved where the clone's remote does not look for it."""
     served = tmp_path / "served-store"
+    wait_for_detached()  # a push's detached `dss sync` would recreate the store's dss/
     os.rename(store, served)
     return served
 
