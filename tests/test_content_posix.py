@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import py7zr
 import pytest
-from conftest import PLAIN_DSID, SAMPLE, require_tool, run
+from api_data import isolated_home
+from conftest import PLAIN_DSID, SAMPLE, require_tool, run, write_files
 from content_app import make_app
 from fastapi import Request, Response
 from fastapi.testclient import TestClient
 from gate_double import GateDouble
 
-from dss_remote.admin.sibling import Sibling
+from dss_remote.admin.sibling import Sibling, create_sibling
+from dss_remote.admin.store import init_store
 from dss_remote.history import bundle_store
 from dss_remote.server.app import create_app
 from dss_remote.server.content import respond
@@ -25,6 +28,30 @@ from ria_store.layout import OBJECTS_DIR
 
 DATA = "dir/data.bin"
 SIZE = len(SAMPLE[DATA])
+
+
+@dataclass
+class Shared:
+    """One published store for the tests that only read it."""
+
+    client: TestClient
+    url: str
+    dataset: Path
+
+
+@pytest.fixture(scope="module")
+def ro(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Shared:
+    base = tmp_path_factory.mktemp("content-posix")
+    with isolated_home(base, tools_path):
+        ds, store = base / "ds", base / "store"
+        run("datalad", "-l", "error", "create", ds)
+        write_files(ds, SAMPLE)
+        run("datalad", "-l", "error", "save", "-m", "sample", cwd=ds)
+        init_store(store)
+        sib = create_sibling(ds, "store", f"ria+file://{store}", alias="sample")
+        run("datalad", "-l", "error", "push", "--to", "store", cwd=ds)
+    return Shared(TestClient(make_app(store, GateDouble(public={sib.dataset_id}))), f"/t/{sib.dataset_id}",
+                  ds)
 
 
 @pytest.fixture
@@ -41,8 +68,8 @@ def objects_dir(sib: Sibling) -> Path:
     return sib.dataset_dir / OBJECTS_DIR
 
 
-def test_a_loose_object_is_streamed_whole_with_its_headers(client: TestClient, url: str) -> None:
-    res = client.get(f"{url}/small.txt")
+def test_a_loose_object_is_streamed_whole_with_its_headers(ro: Shared) -> None:
+    res = ro.client.get(f"{ro.url}/small.txt")
     assert res.status_code == 200
     assert res.content == SAMPLE["small.txt"]
     assert res.headers["content-length"] == str(len(SAMPLE["small.txt"]))
@@ -52,9 +79,9 @@ def test_a_loose_object_is_streamed_whole_with_its_headers(client: TestClient, u
     assert "content-range" not in res.headers
 
 
-def test_every_sample_file_is_served_byte_for_byte(client: TestClient, url: str) -> None:
+def test_every_sample_file_is_served_byte_for_byte(ro: Shared) -> None:
     for path, data in SAMPLE.items():
-        res = client.get(f"{url}/{path}")
+        res = ro.client.get(f"{ro.url}/{path}")
         assert res.status_code == 200, (path, res.text)
         assert res.content == data, path
 
@@ -68,17 +95,17 @@ def test_every_sample_file_is_served_byte_for_byte(client: TestClient, url: str)
     ("bytes=1000-", 1000, SIZE - 1),           # open-ended
     (f"bytes=5-{SIZE + 1000}", 5, SIZE - 1),   # an end past the file is cut to it
 ], ids=["first", "last", "suffix", "long-suffix", "whole", "open-ended", "end-past-eof"])
-def test_a_range_is_206_with_content_range(client: TestClient, url: str, header: str, start: int,
+def test_a_range_is_206_with_content_range(ro: Shared, header: str, start: int,
                                            end: int) -> None:
-    res = client.get(f"{url}/{DATA}", headers={"Range": header})
+    res = ro.client.get(f"{ro.url}/{DATA}", headers={"Range": header})
     assert res.status_code == 206
     assert res.content == SAMPLE[DATA][start:end + 1]
     assert res.headers["content-range"] == f"bytes {start}-{end}/{SIZE}"
     assert res.headers["content-length"] == str(end - start + 1)
 
 
-def test_several_ranges_are_answered_with_the_whole_body(client: TestClient, url: str) -> None:
-    res = client.get(f"{url}/{DATA}", headers={"Range": "bytes=0-9,100-199"})
+def test_several_ranges_are_answered_with_the_whole_body(ro: Shared) -> None:
+    res = ro.client.get(f"{ro.url}/{DATA}", headers={"Range": "bytes=0-9,100-199"})
     assert res.status_code == 200 and res.content == SAMPLE[DATA]
     assert "content-range" not in res.headers
 
@@ -94,8 +121,8 @@ def test_several_ranges_are_answered_with_the_whole_body(client: TestClient, url
     "bytes=0-1,x",             # one of several malformed
 ], ids=["at-eof", "past-eof", "reversed", "empty-suffix", "garbage", "dash-only", "other-unit",
         "bad-in-list"])
-def test_a_bad_range_is_416_with_the_size(client: TestClient, url: str, header: str) -> None:
-    res = client.get(f"{url}/{DATA}", headers={"Range": header})
+def test_a_bad_range_is_416_with_the_size(ro: Shared, header: str) -> None:
+    res = ro.client.get(f"{ro.url}/{DATA}", headers={"Range": header})
     assert res.status_code == 416
     assert res.headers["content-range"] == f"bytes */{SIZE}"
     body = res.json()
@@ -104,43 +131,43 @@ def test_a_bad_range_is_416_with_the_size(client: TestClient, url: str, header: 
     assert res.headers["x-dss-size"] == str(SIZE)  # the file's headers go with every answer
 
 
-def test_any_range_of_an_empty_file_is_416(client: TestClient, url: str) -> None:
-    res = client.get(f"{url}/dir/sub/zero.dat", headers={"Range": "bytes=0-"})
+def test_any_range_of_an_empty_file_is_416(ro: Shared) -> None:
+    res = ro.client.get(f"{ro.url}/dir/sub/zero.dat", headers={"Range": "bytes=0-"})
     assert res.status_code == 416 and res.headers["content-range"] == "bytes */0"
-    whole = client.get(f"{url}/dir/sub/zero.dat")
+    whole = ro.client.get(f"{ro.url}/dir/sub/zero.dat")
     assert whole.status_code == 200 and whole.content == b"" and whole.headers["content-length"] == "0"
 
 
-def test_head_sends_the_headers_only(client: TestClient, url: str) -> None:
-    res = client.head(f"{url}/{DATA}")
+def test_head_sends_the_headers_only(ro: Shared) -> None:
+    res = ro.client.head(f"{ro.url}/{DATA}")
     assert res.status_code == 200 and res.content == b""
     assert res.headers["content-length"] == str(SIZE)
     assert res.headers["accept-ranges"] == "bytes" and res.headers["x-dss-size"] == str(SIZE)
 
 
-def test_a_git_file_is_streamed_from_the_bare_repo(client: TestClient, url: str, dataset: Path) -> None:
-    want = (dataset / ".datalad/config").read_bytes()
-    res = client.get(f"{url}/.datalad/config")
+def test_a_git_file_is_streamed_from_the_bare_repo(ro: Shared) -> None:
+    want = (ro.dataset / ".datalad/config").read_bytes()
+    res = ro.client.get(f"{ro.url}/.datalad/config")
     assert res.status_code == 200 and res.content == want
     assert res.headers["content-length"] == str(len(want))
-    part = client.get(f"{url}/.datalad/config", headers={"Range": "bytes=3-10"})
+    part = ro.client.get(f"{ro.url}/.datalad/config", headers={"Range": "bytes=3-10"})
     assert part.status_code == 206 and part.content == want[3:11]
     assert part.headers["content-range"] == f"bytes 3-10/{len(want)}"
-    head = client.head(f"{url}/.datalad/config")
+    head = ro.client.head(f"{ro.url}/.datalad/config")
     assert head.status_code == 200 and head.headers["content-length"] == str(len(want))
 
 
-def test_an_unknown_replica_is_400_naming_the_known_ones(client: TestClient, url: str) -> None:
-    res = client.get(f"{url}/small.txt", params={"replica": "azure"})
+def test_an_unknown_replica_is_400_naming_the_known_ones(ro: Shared) -> None:
+    res = ro.client.get(f"{ro.url}/small.txt", params={"replica": "azure"})
     assert res.status_code == 400
     assert res.json() == {"status": 400, "code": "illegal_arguments",
                           "title": "unknown replica 'azure'; known: aws, gcp, store"}
 
 
 @pytest.mark.parametrize("replica", ["aws", "gcp", "store"])
-def test_aws_gcp_and_store_read_a_store_without_mirrors(client: TestClient, url: str, replica: str
+def test_aws_gcp_and_store_read_a_store_without_mirrors(ro: Shared, replica: str
                                                         ) -> None:
-    res = client.get(f"{url}/small.txt", params={"replica": replica})
+    res = ro.client.get(f"{ro.url}/small.txt", params={"replica": replica})
     assert res.status_code == 200 and res.content == SAMPLE["small.txt"]
 
 
