@@ -56,7 +56,8 @@ WORKERS = 2
 def bare_app() -> Any:
     from fastapi import FastAPI
 
-    bodies = {u: Path(p).read_bytes() for u, p in json.loads(Path(os.environ["DSS_BENCH_FILES"]).read_text()).items()}
+    paths = json.loads(Path(os.environ["DSS_BENCH_FILES"]).read_text())
+    bodies = {u: Path(p).read_bytes() for u, p in paths.items()}
     api = FastAPI()
 
     @api.get("/v1/files/{uuid}")
@@ -123,7 +124,7 @@ def publish(store: Path, ds: Path, env: dict[str, str], data: str) -> str:
     return sh("git", "config", "-f", ds / ".datalad" / "config", "datalad.dataset.id", env=env).strip()
 
 
-def dss_serve(store: Path, cache: Path, workers: int, env: dict[str, str], log: Path,
+def dss_serve(store: Path, cache: Path, workers: int, env: dict[str, str], *, log: Path,
               procs: list[subprocess.Popen[bytes]]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     base = f"http://{HOST}:{port}"
@@ -166,7 +167,8 @@ def part_pages(work: Path, env: dict[str, str], args: argparse.Namespace) -> dic
     for run in range(args.runs):
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            _, base = dss_serve(store, work / f"cache-pages-{run}", 1, env, work / "serve-pages.log", procs)
+            _, base = dss_serve(store, work / f"cache-pages-{run}", 1, env, log=work / "serve-pages.log",
+                                procs=procs)
             with requests.Session() as session:
                 for kind in ("cold", "warm"):
                     walks[kind].append(walk(session, f"{base}/v1/bundles/{dsid}?replica=aws&per_page=500",
@@ -184,7 +186,8 @@ def part_pages(work: Path, env: dict[str, str], args: argparse.Namespace) -> dic
         row = {"pages": len(ms[0]), "first_ms": statistics.median(w[0] for w in ms),
                "p50_ms": statistics.median(pct(w, 50) for w in ms),
                "p95_ms": statistics.median(pct(w, 95) for w in ms),
-               "max_ms": statistics.median(max(w) for w in ms), "walk_ms": statistics.median(sum(w) for w in ms),
+               "max_ms": statistics.median(max(w) for w in ms),
+               "walk_ms": statistics.median(sum(w) for w in ms),
                "pooled_p50_ms": pct([t for w in ms for t in w], 50),
                "pooled_p95_ms": pct([t for w in ms for t in w], 95)}
         out[kind] = row
@@ -270,7 +273,8 @@ def part_small(work: Path, env: dict[str, str], args: argparse.Namespace) -> dic
     print(f"small setup: {args.small} files in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        dss, dss_base = dss_serve(store, work / "cache-small", WORKERS, env, work / "serve-small.log", procs)
+        dss, dss_base = dss_serve(store, work / "cache-small", WORKERS, env, log=work / "serve-small.log",
+                                   procs=procs)
         listing = requests.get(f"{dss_base}/v1/bundles/{dsid}?replica=aws&per_page=500", timeout=60)
         if listing.status_code != 200:
             sys.exit(f"bundle listing: {listing.status_code} {listing.text[:500]}")
@@ -320,7 +324,8 @@ def part_small(work: Path, env: dict[str, str], args: argparse.Namespace) -> dic
               f"{statistics.median(r['latency_p99_ms'] for r in rs):8.1f}{sum(r['errors'] for r in rs):8d}"
               f"{statistics.median(r['client_cpu_s'] for r in rs):14.2f}"
               f"  {', '.join(f'{v:.0f}' for v in rss[name].values())}")
-    print(f"dss / bare = {ratio:.2f} (target >= {TARGET_VS_BARE}: {'met' if ratio >= TARGET_VS_BARE else 'MISSED'});"
+    print(f"dss / bare = {ratio:.2f} (target >= {TARGET_VS_BARE}: "
+          f"{'met' if ratio >= TARGET_VS_BARE else 'MISSED'});"
           f" errors {errors} (target 0: {'met' if errors == 0 else 'MISSED'}); peak RSS per dss worker "
           f"{peak:.0f} MiB (target < {TARGET_RSS_MIB:.0f}: {'met' if peak < TARGET_RSS_MIB else 'MISSED'})")
     return {"files": args.small, "clients": args.clients, "gets": args.gets, "workers": WORKERS,
