@@ -243,6 +243,19 @@ def load(base: str, uuids: list[str], bodies: dict[str, bytes], clients: int, ge
             "latency_p50_ms": pct(flat, 50) * 1000, "latency_p99_ms": pct(flat, 99) * 1000}
 
 
+def listed(url: str) -> list[dict[str, Any]]:
+    """Every file of a bundle, following `Link` to the last page."""
+    found: list[dict[str, Any]] = []
+    next_url: str | None = url
+    while next_url:
+        res = requests.get(next_url, timeout=60)
+        if res.status_code not in (200, 206):
+            sys.exit(f"GET {next_url}: {res.status_code} {res.text[:500]}")
+        found += res.json()["bundle"]["files"]
+        next_url = res.links.get("next", {}).get("url") if res.status_code == 206 else None
+    return found
+
+
 def workers_of(pid: int) -> list[int]:
     """uvicorn's worker processes: the children of `pid` that multiprocessing spawned."""
     found = []
@@ -275,11 +288,9 @@ def part_small(work: Path, env: dict[str, str], args: argparse.Namespace) -> dic
     try:
         dss, dss_base = dss_serve(store, work / "cache-small", WORKERS, env, log=work / "serve-small.log",
                                    procs=procs)
-        listing = requests.get(f"{dss_base}/v1/bundles/{dsid}?replica=aws&per_page=500", timeout=60)
-        if listing.status_code != 200:
-            sys.exit(f"bundle listing: {listing.status_code} {listing.text[:500]}")
         # the bundle also lists the files `datalad create` made (.datalad/config, ...): not ours to GET
-        paths = {f["uuid"]: f["name"] for f in listing.json()["bundle"]["files"] if f["name"] in files}
+        listing = listed(f"{dss_base}/v1/bundles/{dsid}?replica=aws&per_page=500")
+        paths = {f["uuid"]: f["name"] for f in listing if f["name"] in files}
         if sorted(paths.values()) != sorted(files):
             sys.exit(f"the bundle lists {len(paths)} files, the dataset has {len(files)}")
         uuids = sorted(paths)
