@@ -113,7 +113,11 @@ def start(cmd: list[str], env: dict[str, str], log: Path, probe: str) -> subproc
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
-    wait_for(probe, proc, log)
+    try:
+        wait_for(probe, proc, log)
+    except BaseException:  # not yet the caller's to stop: a server that never answered is ended here
+        stop(proc)
+        raise
     return proc
 
 
