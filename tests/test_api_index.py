@@ -205,3 +205,17 @@ def test_an_index_damaged_past_its_meta_table_is_rebuilt_after_one_503(shared: P
     damaged = client.get(url, params={"version": shared.versions[0]})
     assert damaged.status_code == 503 and damaged.json()["code"] == "unavailable"
     assert client.get(url).json()["bundle"]["version"] == shared.versions[0]
+
+
+def test_a_thread_keeps_its_connection_until_a_rebuild_switches_the_generation(shared: Pushed,
+                                                                               tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    index = FileIndex(shared.store, cache, refresh_seconds=0)
+    fuuid = dss_mapping.file_uuid(shared.dataset_id, "a.txt")
+    assert index.file(fuuid) is not None
+    first = index._local.db
+    assert index.file(fuuid) is not None
+    assert index._local.db is first, "the second lookup reuses the thread's connection"
+    (cache / "current").unlink()  # what another worker's rebuild looks like from here: a new generation
+    assert index.file(fuuid) is not None
+    assert index._local.db[0] != first[0] and _generation(cache) == index._local.db[0].name

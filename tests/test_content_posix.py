@@ -22,7 +22,7 @@ from dss_remote.admin.sibling import Sibling, create_sibling
 from dss_remote.admin.store import init_store
 from dss_remote.history import bundle_store
 from dss_remote.server.app import create_app
-from dss_remote.server.content import respond
+from dss_remote.server.content import SMALL_BODY, _small_answer, respond
 from ria_store.bare_repo import init_bare
 from ria_store.layout import OBJECTS_DIR
 
@@ -278,3 +278,14 @@ def test_a_dataset_directory_that_went_away_is_503_naming_the_store_not_its_path
     assert res.status_code == 503 and res.json()["title"].startswith(
         f"{ANNEX_ROW['key']} of dataset {PLAIN_DSID} cannot be read now: [store] ")
     assert "/tmp/" not in res.text, res.text
+
+
+def test_a_small_body_is_sent_in_one_piece_and_a_large_one_streamed(ro: Shared) -> None:
+    with ro.client.stream("GET", f"{ro.url}/small.txt") as small:
+        assert small.headers["content-length"] == str(len(SAMPLE["small.txt"]))
+        assert list(small.iter_raw()) == [SAMPLE["small.txt"]]
+    big = ro.client.get(f"{ro.url}/{DATA}", headers={"Range": "bytes=0-"})
+    assert big.status_code == 206 and big.content == SAMPLE[DATA]
+    assert _small_answer(None, SMALL_BODY + 1, lambda s, n: b"", {}) is None
+    short = _small_answer(None, 10, lambda s, n: b"abc", {})
+    assert short is None, "a short read falls back to the streaming path, which reports it"

@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 #: byte (bench/serve.py: about 0.8 s of server CPU per GiB at 1 MiB, 0.6 s at 4 MiB), while each
 #: stream holds one chunk in memory
 CHUNK = 2 << 20
+#: bodies up to this size are read at once and sent as one response, not streamed
+SMALL_BODY = 64 << 10
 #: bytes per ranged read from a replica over the network (each one a request)
 REMOTE_CHUNK = RANGE_CHUNK
 #: what a 503 asks the client to wait before it tries again (seconds)
@@ -336,6 +338,24 @@ def _streaming(rng: ByteRange | None, size: int, body: AsyncIterator[bytes], bas
                              headers={**headers, "Content-Range": rng.content_range()})
 
 
+def _small_answer(rng: ByteRange | None, size: int, read: ReadAt, base: dict[str, str]
+                  ) -> Response | None:
+    """A body of at most SMALL_BODY bytes, read now and sent in one piece: streaming it would cost
+    more than the bytes (a thread hop per chunk, a chunked send); None when it is larger or came
+    back short (the streaming path then reports that as it always did)."""
+    length = rng.length if rng else size
+    if length > SMALL_BODY:
+        return None
+    start = rng.start if rng else 0
+    data = read(start, length) if length else b""
+    if len(data) != length:
+        return None
+    headers = {**base, "Content-Length": str(length)}
+    if rng is None:
+        return Response(data, status_code=200, headers=headers)
+    return Response(data, status_code=206, headers={**headers, "Content-Range": rng.content_range()})
+
+
 def _stream(request: Request, size: int, read: ReadAt, base: dict[str, str],
             *, closing: BinaryIO | None = None, chunk: int = 0) -> Response:
     """`size` bytes that `read(start, n)` returns, as the request's Range asks."""
@@ -351,6 +371,16 @@ def _stream(request: Request, size: int, read: ReadAt, base: dict[str, str],
             closing.close()
         return head
 
+    try:
+        small = _small_answer(rng, size, read, base)
+    except BaseException:
+        if closing is not None:
+            closing.close()
+        raise
+    if small is not None:
+        if closing is not None:
+            closing.close()
+        return small
     step = chunk or CHUNK
 
     async def body() -> AsyncIterator[bytes]:

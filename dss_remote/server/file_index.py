@@ -97,6 +97,9 @@ class FileIndex:
         self.refresh_seconds = refresh_seconds
         self._checked = -float("inf")
         self._mutex = threading.Lock()
+        #: each thread's open connection to the current generation (opening one, and SQLite
+        #: reading the schema, cost about 100 times the query of a file's GET)
+        self._local = threading.local()
         #: a query failed on a damaged database whose meta table still reads fine
         self._must_rebuild = False
 
@@ -156,7 +159,7 @@ class FileIndex:
                            "store now; retry later (the cause is in the server's log)",
                            {"Retry-After": "10"}) from e
         try:
-            db = self._open_current()
+            db = self._thread_db()
         except (sqlite3.Error, OSError) as e:
             logger.error("index %s unreadable: %s", self.cache_dir, e)
             self._checked = -float("inf")  # look again on the next request
@@ -166,11 +169,34 @@ class FileIndex:
             yield db
         except sqlite3.DatabaseError as e:
             logger.error("index %s failed: %s", self.cache_dir, e)
+            self._drop_thread_db()
             self._checked, self._must_rebuild = -float("inf"), True
             raise ApiError(503, "unavailable", "the server's index of the store failed; retry (it "
                            "is rebuilt)", {"Retry-After": "1"}) from e
-        finally:
-            db.close()
+
+    def _thread_db(self) -> sqlite3.Connection:
+        """This thread's connection to the generation `current` names now (a rebuild in any
+        worker switches `current`: the next request here then opens the new one)."""
+        path = self._current_path()
+        cached: tuple[Path, sqlite3.Connection] | None = getattr(self._local, "db", None)
+        if cached is not None and cached[0] == path:
+            return cached[1]
+        self._drop_thread_db()
+        try:
+            db = self._connect(path)
+        except sqlite3.OperationalError:
+            # another worker's rebuild replaced the generation between reading `current` and
+            # opening it: `current` names the new one now
+            path = self._current_path()
+            db = self._connect(path)
+        self._local.db = (path, db)
+        return db
+
+    def _drop_thread_db(self) -> None:
+        cached: tuple[Path, sqlite3.Connection] | None = getattr(self._local, "db", None)
+        self._local.db = None
+        if cached is not None:
+            cached[1].close()
 
     # -- keeping it fresh ------------------------------------------------------------------------
 
@@ -189,14 +215,6 @@ class FileIndex:
         if not name.startswith("index-") or "/" in name:
             raise OSError(f"{_CURRENT} names {name!r}")
         return self.cache_dir / name
-
-    def _open_current(self) -> sqlite3.Connection:
-        try:
-            return self._connect(self._current_path())
-        except sqlite3.OperationalError:
-            # another worker's rebuild replaced the generation between reading `current` and
-            # opening it: `current` names the new one now
-            return self._connect(self._current_path())
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
