@@ -43,37 +43,32 @@ class ApiServer:
 
 
 @contextmanager
-def api_server(store: Path, gate_spec: Mapping[str, Any], work: Path, *, public_url: str | None = None,
-               extra_args: tuple[str, ...] = (), factory: str = "serve_factory:app") -> Iterator[ApiServer]:
-    """uvicorn serving `store` until the block ends; fails the test naming what it printed.
-    `factory` is another app factory in tests/ (e.g. one with the real StoreGate)."""
-    work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    srv = ApiServer(url, work / f"uvicorn-{port}.log", work / f"audit-{port}.jsonl")
-    # it keeps this test's DSS_TEST_ID: the leftover reaper ends it with the test if we could not
-    env = os.environ | {"DSS_TEST_STORE": str(store), "DSS_TEST_GATE": json.dumps(gate_spec),
-                        "DSS_TEST_AUDIT": str(srv.audit_file), "DSS_TEST_PUBLIC_URL": public_url or ""}
-    with open(srv.log, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", factory, "--app-dir", str(TESTS),
-             "--host", HOST, "--port", str(port), "--no-access-log", *extra_args],
-            cwd=work, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env)
+def served(command: list[str], url: str, log: Path, *, env: Mapping[str, str] | None = None,
+           probe: str = "/", verify: str | bool = True, cwd: Path | None = None) -> Iterator[None]:
+    """Run `command` (a server listening on `url`) until the block ends: waits until `url + probe`
+    answers (any status), fails the test with what it printed if it exits or stays silent; stops it
+    with SIGTERM (SIGKILL after 10 s) and waits for it, also on failure."""
+    def printed() -> str:
+        return log.read_text(errors="replace")[-3000:] if log.exists() else ""
+
+    with open(log, "wb") as out:
+        # it keeps this test's DSS_TEST_ID: the leftover reaper ends it with the test if we could not
+        proc = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"the API server exited with {proc.returncode}; it printed:\n{srv.output()}")
+                pytest.fail(f"{command[0]} exited with {proc.returncode}; it printed:\n{printed()}")
             try:
-                requests.get(url + "/", timeout=1)  # any answer, 404 included: it is up
+                requests.get(url + probe, timeout=2, verify=verify)
                 break
             except requests.ConnectionError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"the API server did not answer on {url} within {START_TIMEOUT:.0f} s; "
-                                f"it printed:\n{srv.output()}")
+                    pytest.fail(f"{command[0]} did not answer on {url} within {START_TIMEOUT:.0f} s; "
+                                f"it printed:\n{printed()}")
                 time.sleep(0.05)
-        yield srv
+        yield
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -82,3 +77,20 @@ def api_server(store: Path, gate_spec: Mapping[str, Any], work: Path, *, public_
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@contextmanager
+def api_server(store: Path, gate_spec: Mapping[str, Any], work: Path, *, public_url: str | None = None,
+               extra_args: tuple[str, ...] = (), factory: str = "serve_factory:app") -> Iterator[ApiServer]:
+    """uvicorn serving `store` until the block ends; fails the test naming what it printed.
+    `factory` is another app factory in tests/ (e.g. one with the real StoreGate)."""
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    srv = ApiServer(url, work / f"uvicorn-{port}.log", work / f"audit-{port}.jsonl")
+    env = os.environ | {"DSS_TEST_STORE": str(store), "DSS_TEST_GATE": json.dumps(gate_spec),
+                        "DSS_TEST_AUDIT": str(srv.audit_file), "DSS_TEST_PUBLIC_URL": public_url or ""}
+    command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--app-dir", str(TESTS),
+               "--host", HOST, "--port", str(port), "--no-access-log", *extra_args]
+    with served(command, url, srv.log, env=env, cwd=work):
+        yield srv

@@ -222,9 +222,13 @@ class SftpServer:
         import asyncio
 
         if self._acceptor is not None:
-            self._acceptor.close()
-            asyncio.run_coroutine_threadsafe(self._acceptor.wait_closed(), self._loop).result(10)
-            self._acceptor = None
+            acceptor, self._acceptor = self._acceptor, None
+
+            async def close() -> None:  # on the loop's own thread: asyncio's Server is not thread-safe
+                acceptor.close()
+                await acceptor.wait_closed()
+
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             conns, self._conns[:] = list(self._conns), []
 
             async def drop() -> None:  # as a killed server would: every client sees its connection end

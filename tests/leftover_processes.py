@@ -106,7 +106,8 @@ def wait_for_detached(timeout: float = 120.0) -> None:
             command = proc.cmdline()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if any(c.endswith("dss") for c in command) and ("sync" in command or "deliver" in command):
+        if any(c.endswith("dss") or c == "dss_remote.cli" for c in command) and (
+                "sync" in command or "deliver" in command):
             detached.append(proc)
     alive = wait_gone(detached, timeout)
     if alive:

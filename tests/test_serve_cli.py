@@ -4,9 +4,6 @@ pushed to, with real dss tokens and ACLs (StoreGate), TLS, several workers, and 
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,14 +12,13 @@ from pathlib import Path
 import pytest
 import requests
 from api_data import Pushed, sample_store
+from api_server import served
 from cloud_servers import HOST, free_port
 from conftest import dss, require_tool
 from file_servers import TLSCA
 from jwt_issuer import AUD, ISS, jwks, jwks_server, rsa_key, sign
 
 from dss_remote.server import dss_mapping
-
-START_TIMEOUT = 30.0
 
 
 @contextmanager
@@ -31,33 +27,10 @@ def dss_serve(store: Path, work: Path, *args: str, scheme: str = "http",
     """`dss serve STORE --port P ARGS` until the block ends (SIGTERM, then waited for)."""
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    log = work / f"serve-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([require_tool("dss"), "serve", str(store), "--port", str(port), *args],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
     url = f"{scheme}://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"dss serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                requests.get(url + "/v1/version", timeout=2, verify=verify)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"dss serve did not answer on {url}:\n{log.read_text()[-3000:]}")
-                time.sleep(0.1)
+    command = [require_tool("dss"), "serve", str(store), "--port", str(port), *args]
+    with served(command, url, work / f"serve-{port}.log", probe="/v1/version", verify=verify):
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 @pytest.fixture(scope="module")
