@@ -125,11 +125,14 @@ def publish(store: Path, ds: Path, env: dict[str, str], data: str) -> str:
 
 
 def dss_serve(store: Path, cache: Path, workers: int, env: dict[str, str], *, log: Path,
-              procs: list[subprocess.Popen[bytes]]) -> tuple[subprocess.Popen[bytes], str]:
+              procs: list[subprocess.Popen[bytes]], threads: int | None = None
+              ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     base = f"http://{HOST}:{port}"
     procs.append(start(["dss", "serve", str(store), "--host", HOST, "--port", str(port), "--workers",
-                        str(workers), "--cache-dir", str(cache)], env, log, f"{base}/internal/health"))
+                        str(workers), "--cache-dir", str(cache),
+                        *(["--threads", str(threads)] if threads else [])],
+                       env, log, f"{base}/internal/health"))
     return procs[-1], base
 
 
@@ -287,7 +290,7 @@ def part_small(work: Path, env: dict[str, str], args: argparse.Namespace) -> dic
     procs: list[subprocess.Popen[bytes]] = []
     try:
         dss, dss_base = dss_serve(store, work / "cache-small", WORKERS, env, log=work / "serve-small.log",
-                                   procs=procs)
+                                   procs=procs, threads=args.threads)
         # the bundle also lists the files `datalad create` made (.datalad/config, ...): not ours to GET
         listing = listed(f"{dss_base}/v1/bundles/{dsid}?replica=aws&per_page=500")
         paths = {f["uuid"]: f["name"] for f in listing if f["name"] in files}
@@ -340,7 +343,8 @@ def part_small(work: Path, env: dict[str, str], args: argparse.Namespace) -> dic
           f" errors {errors} (target 0: {'met' if errors == 0 else 'MISSED'}); peak RSS per dss worker "
           f"{peak:.0f} MiB (target < {TARGET_RSS_MIB:.0f}: {'met' if peak < TARGET_RSS_MIB else 'MISSED'})")
     return {"files": args.small, "clients": args.clients, "gets": args.gets, "workers": WORKERS,
-            "runs": args.runs, "rounds": rounds, "median_rps": med, "dss_vs_bare": ratio, "errors": errors,
+            "threads": args.threads, "runs": args.runs, "rounds": rounds, "median_rps": med,
+            "dss_vs_bare": ratio, "errors": errors,
             "worker_vm_hwm_mib": rss, "bytes": sum(len(b) for b in files.values())}
 
 
@@ -352,6 +356,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     ap.add_argument("--gets", type=int, default=500, help="GETs per client per round (default 500)")
     ap.add_argument("--runs", type=int, default=3, help="cold+warm walks / load rounds (default 3)")
+    ap.add_argument("--threads", type=int,
+                    help="`dss serve --threads` for the small part (default: dss serve's own)")
     ap.add_argument("--keep", type=Path, help="work in this directory (new or empty) and keep it")
     args = ap.parse_args()
     for tool in ("curl", "git", "git-annex", "datalad", "dss"):

@@ -77,7 +77,7 @@ def test_dss_serve_over_tls_with_two_workers(pushed: Pushed, tmp_path: Path, tls
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
     with dss_serve(pushed.store, tmp_path, "--tls-cert", str(cert_file), "--tls-key", str(key_file),
-                   "--workers", "2", scheme="https", verify=str(tls_ca.bundle)) as url:
+                   "--workers", "2", "--threads", "2", scheme="https", verify=str(tls_ca.bundle)) as url:
         res = requests.get(url + "/v1/version", timeout=30, verify=str(tls_ca.bundle))
         assert res.status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
@@ -95,6 +95,7 @@ def test_dss_serve_public_url_is_the_spec_server_and_the_paging_base(pushed: Pus
     (["--tls-cert", "cert.pem"], "--tls-cert and --tls-key go together: give both (PEM files) or neither"),
     (["--tls-cert", "missing.pem", "--tls-key", "missing.pem"], "missing.pem is not a readable file"),
     (["--workers", "0"], "--workers 0: give 1 to 64 worker processes"),
+    (["--threads", "0"], "--threads 0: give 1 to 256 threads per worker"),
     (["--port", "70000"], "--port 70000 is not a TCP port (1-65535)"),
     (["--public-url", "data.example.org"], "--public-url 'data.example.org' must be an absolute http(s) URL"),
 ])

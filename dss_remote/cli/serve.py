@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=asgi.DEFAULT_THREADS,
+                   help="threads per worker for blocking work: index builds, mirror lookups, streamed "
+                   f"reads (default {asgi.DEFAULT_THREADS}; raise it when most content is on slow "
+                   "mirrors)")
     p.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", type=Path, metavar="FILE", help="... and this private key (PEM)")
     p.add_argument("--public-url", metavar="URL",
@@ -48,6 +52,8 @@ def _check(args: argparse.Namespace) -> None:
             raise ConfigError(f"{path} is not a readable file; give the PEM certificate and key")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers {args.workers}: give 1 to 64 worker processes")
+    if not 1 <= args.threads <= 256:
+        raise ConfigError(f"--threads {args.threads}: give 1 to 256 threads per worker")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} is not a TCP port (1-65535)")
     if args.public_url is not None and not args.public_url.startswith(("http://", "https://")):
@@ -70,10 +76,11 @@ def _serve(args: argparse.Namespace) -> int:
               "in clear; use --tls-cert/--tls-key or a TLS proxy in front", file=sys.stderr)
     os.environ[asgi.STORE_VAR] = str(store)
     os.environ[asgi.PUBLIC_URL_VAR] = args.public_url or ""
+    os.environ[asgi.THREADS_VAR] = str(args.threads)
     os.environ[asgi.CACHE_DIR_VAR] = str(args.cache_dir.absolute()) if args.cache_dir else ""
     scheme = "https" if args.tls_cert else "http"
     print(f"dss: serving {store} on {scheme}://{args.host}:{args.port} "
-          f"({args.workers} worker(s)); Ctrl-C stops", file=sys.stderr)
+          f"({args.workers} worker(s) x {args.threads} threads); Ctrl-C stops", file=sys.stderr)
     uvicorn.run("dss_remote.server.asgi:app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 proxy_headers=bool(args.forwarded_allow_ips),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -18,16 +22,31 @@ from .subscriptions_api import router as subscriptions_router
 logger = logging.getLogger(__name__)
 
 
+def _thread_limit(threads: int | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan setting the worker's thread pool size (anyio's default limiter, which FastAPI's
+    sync routes and Starlette's streams share) once its event loop runs."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if threads is not None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
+
+
 def create_app(store_root: Path, gate: Gate, *, public_url: str | None = None,
-               cache_dir: Path | None = None) -> FastAPI:
+               cache_dir: Path | None = None, threads: int | None = None) -> FastAPI:
     """The API of the store at `store_root`, asking `gate` who may do what.
 
     `public_url` is the URL clients reach the server at (behind a proxy); absolute links (paging,
     the spec's server URL) use it, else the request's own base URL. `cache_dir` holds the derived
-    file index (default: under `$XDG_CACHE_HOME/dss-remote/serve/`).
+    file index (default: under `$XDG_CACHE_HOME/dss-remote/serve/`). `threads` bounds the
+    threads that run blocking work (sync routes, file reads) in this process (default: anyio's).
     """
     settings = read_config(store_root).server
-    app = FastAPI(title="dss-remote", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="dss-remote", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=_thread_limit(threads))
     app.state.store_root = store_root
     app.state.gate = gate
     app.state.public_url = public_url.rstrip("/") if public_url else None

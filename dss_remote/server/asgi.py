@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 STORE_VAR = "DSS_SERVE_STORE"
 PUBLIC_URL_VAR = "DSS_SERVE_PUBLIC_URL"
 CACHE_DIR_VAR = "DSS_SERVE_CACHE_DIR"
+THREADS_VAR = "DSS_SERVE_THREADS"
+#: threads per worker for the blocking part of requests (index builds, replica lookups over the
+#: network, file reads of streamed bodies): anyio's default. Small-file GETs from the store's
+#: disk do not use them (files_api's quick path).
+DEFAULT_THREADS = 40
 
 
 def app() -> FastAPI:
@@ -29,4 +34,5 @@ def app() -> FastAPI:
     store = Path(os.environ[STORE_VAR])
     cache = os.environ.get(CACHE_DIR_VAR)
     return create_app(store, StoreGate(store), public_url=os.environ.get(PUBLIC_URL_VAR) or None,
-                      cache_dir=Path(cache) if cache else None)
+                      cache_dir=Path(cache) if cache else None,
+                      threads=int(os.environ.get(THREADS_VAR) or DEFAULT_THREADS))

@@ -32,6 +32,12 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+class NeedsThread(Exception):
+    """Not an error: the quick path of a request (run on the event loop) reached a step that may
+    wait (a network replica, an index refresh, a subprocess, a JWT's keys); run the request in
+    the thread pool instead. Raised before the quick path changed anything."""
+
+
 def error_response(status: int, code: str, title: str, headers: Mapping[str, str] | None = None
                    ) -> JSONResponse:
     return JSONResponse({"status": status, "code": code, "title": title}, status_code=status,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,13 +41,9 @@ def checksums_for(store_root: Path, dataset_id: str, row: Mapping[str, Any]) -> 
             key = parse_key(str(row.get("key")))
         except KeyFormatError:
             return out
-        try:
-            recorded = key_checksums.read(store_root, dataset_id, key.text)
-        except DssError as e:  # a damaged record: say so in the log, answer what the key names
-            logger.warning("dataset %s: %s", dataset_id, e)
-            recorded = None
+        recorded = _recorded(store_root, dataset_id, key.text)
         if recorded is not None:
-            return {name: getattr(recorded, name) for name in DSS_NAMES}
+            return dict(recorded)
         named = key.checksum
         if named is not None:
             algo, digest = named
@@ -62,6 +60,37 @@ def checksums_for(store_root: Path, dataset_id: str, row: Mapping[str, Any]) -> 
             except DssError as e:
                 logger.warning("dataset %s: cannot hash git blob %s (%s)", dataset_id, row["git_blob"], e)
     return out
+
+
+#: records kept in memory per process (a few hundred bytes each)
+RECORDS_KEPT = 16384
+_records: OrderedDict[tuple[str, str, str], tuple[tuple[str, str], ...]] = OrderedDict()
+_records_lock = threading.Lock()
+
+
+def _recorded(store_root: Path, dataset_id: str, key: str) -> tuple[tuple[str, str], ...] | None:
+    """The key's checksum record, from memory once read: a record describes the key's bytes,
+    which never change, so only found records are kept (a key without one yet is looked up
+    again, so `dss checksums` filling it in shows on the next request)."""
+    mark = (str(store_root), dataset_id, key)
+    with _records_lock:
+        found = _records.get(mark)
+        if found is not None:
+            _records.move_to_end(mark)
+            return found
+    try:
+        record = key_checksums.read(store_root, dataset_id, key)
+    except DssError as e:  # a damaged record: say so in the log, answer what the key names
+        logger.warning("dataset %s: %s", dataset_id, e)
+        return None
+    if record is None:
+        return None
+    found = tuple((name, getattr(record, name)) for name in DSS_NAMES)
+    with _records_lock:
+        _records[mark] = found
+        while len(_records) > RECORDS_KEPT:
+            _records.popitem(last=False)
+    return found
 
 
 @functools.lru_cache(maxsize=4096)

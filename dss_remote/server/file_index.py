@@ -32,7 +32,7 @@ from ria_store.locks import FileLock
 
 from ..history import bundle_store, events
 from . import dss_mapping
-from .errors import ApiError
+from .errors import ApiError, NeedsThread
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,9 @@ class FileIndex:
         self._local = threading.local()
         #: a query failed on a damaged database whose meta table still reads fine
         self._must_rebuild = False
+        #: the generation `current` named when refresh() last looked (read once per check, not
+        #: per request: reading the file was a sixth of a small file's GET)
+        self._current: Path | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -126,9 +129,11 @@ class FileIndex:
                 (dataset_id, version, start, count)).fetchall()
         return [IndexedFile(*r) for r in rows]
 
-    def file(self, file_uuid: str, file_version: str | None = None) -> IndexedFile | None:
-        """A file version; the newest one without `file_version`."""
-        with self._reader() as db:
+    def file(self, file_uuid: str, file_version: str | None = None, *, quick: bool = False
+             ) -> IndexedFile | None:
+        """A file version; the newest one without `file_version`. `quick`: NeedsThread instead of
+        a refresh that is due (following the journal or a rebuild may take seconds)."""
+        with self._reader(quick=quick) as db:
             if file_version is None:
                 r = db.execute(f"SELECT {_FILE_COLUMNS} FROM contents c WHERE c.file_uuid = ? "
                                "ORDER BY c.file_version DESC LIMIT 1", (file_uuid,)).fetchone()
@@ -150,9 +155,12 @@ class FileIndex:
         return [(str(a), str(b)) for a, b in rows]
 
     @contextlib.contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
+    def _reader(self, *, quick: bool = False) -> Iterator[sqlite3.Connection]:
+        if quick and not self._fresh():
+            raise NeedsThread
         try:
-            self.refresh()
+            if not quick:
+                self.refresh()
         except DssError as e:
             logger.error("index %s: %s", self.cache_dir, e)
             raise ApiError(503, "unavailable", "the server cannot read or build its index of the "
@@ -162,7 +170,7 @@ class FileIndex:
             db = self._thread_db()
         except (sqlite3.Error, OSError) as e:
             logger.error("index %s unreadable: %s", self.cache_dir, e)
-            self._checked = -float("inf")  # look again on the next request
+            self._checked, self._current = -float("inf"), None  # look again on the next request
             raise ApiError(503, "unavailable", "the server's index of the store is unreadable; "
                            "retry (it is rebuilt)", {"Retry-After": "1"}) from e
         try:
@@ -170,14 +178,19 @@ class FileIndex:
         except sqlite3.DatabaseError as e:
             logger.error("index %s failed: %s", self.cache_dir, e)
             self._drop_thread_db()
-            self._checked, self._must_rebuild = -float("inf"), True
+            self._checked, self._must_rebuild, self._current = -float("inf"), True, None
             raise ApiError(503, "unavailable", "the server's index of the store failed; retry (it "
                            "is rebuilt)", {"Retry-After": "1"}) from e
+
+    def _fresh(self) -> bool:
+        """Whether no refresh is due (read without the mutex: a quick read must never wait)."""
+        return (self._current is not None and not self._must_rebuild
+                and time.monotonic() - self._checked < self.refresh_seconds)
 
     def _thread_db(self) -> sqlite3.Connection:
         """This thread's connection to the generation `current` names now (a rebuild in any
         worker switches `current`: the next request here then opens the new one)."""
-        path = self._current_path()
+        path = self._current or self._current_path()
         cached: tuple[Path, sqlite3.Connection] | None = getattr(self._local, "db", None)
         if cached is not None and cached[0] == path:
             return cached[1]
@@ -208,6 +221,10 @@ class FileIndex:
             with FileLock(self.cache_dir / _LOCK):
                 if self._must_rebuild or not self._follow_journal():
                     self._build()
+                try:
+                    self._current = self._current_path()
+                except OSError:
+                    self._current = None
             self._checked, self._must_rebuild = time.monotonic(), False
 
     def _current_path(self) -> Path:

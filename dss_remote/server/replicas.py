@@ -25,7 +25,7 @@ from ..config.store_config import StoreConfig, read_config
 from ..replication.dataset_objects import DatasetObjects
 from ..replication.replica import named
 from ..replication.store_replicas import StoreReplicas, open_store_replicas
-from .errors import ApiError
+from .errors import ApiError, NeedsThread
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +104,16 @@ def _config_identity(store_root: Path) -> object:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def served_replicas(store_root: Path) -> ServedReplicas:
-    """The store's replicas, made again only when its config file changed (a mirror added)."""
+def served_replicas(store_root: Path, *, quick: bool = False) -> ServedReplicas:
+    """The store's replicas, made again only when its config file changed (a mirror added).
+    `quick`: NeedsThread rather than make them (making a cloud client may look up credentials)."""
     identity = _config_identity(store_root)
     with _cache_lock:
         cached = _cache.get(store_root)
     if cached is not None and cached[0] == identity:
         return cached[1]
+    if quick:
+        raise NeedsThread
     served = ServedReplicas(read_config(store_root), open_store_replicas(store_root))
     with _cache_lock:
         _cache[store_root] = (identity, served)
