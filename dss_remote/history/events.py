@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from . import bundles, times
 logger = logging.getLogger(__name__)
 
 BUNDLE_CREATED = "bundle.created"
+#: a bundle version was tombstoned (`dss bundles delete`); the event carries the reason
+BUNDLE_DELETED = "bundle.deleted"
 _ID_RE = re.compile(r"(\d{4}-\d\d-\d\d)T\d{6}\.\d{6}Z\.[0-9a-z.\-]+")
 _DAY_RE = re.compile(r"\d{4}-\d\d-\d\d")
 
@@ -39,9 +42,15 @@ class Event:
     commit: str
     ref: str
     time: str
+    #: why a version was deleted (bundle.deleted only; left out of the file when empty, so the
+    #: files of other events keep their bytes)
+    reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not out["reason"]:
+            del out["reason"]
+        return out
 
 
 def bundle_created(dsid: str, version: str, commit: str, ref: str) -> Event:
@@ -51,6 +60,14 @@ def bundle_created(dsid: str, version: str, commit: str, ref: str) -> Event:
     among those of that time; webhook subscribers still get it.)"""
     return Event(f"{version}.{dsid}", BUNDLE_CREATED, dsid, version, commit, ref,
                  times.format_utc(bundles.parse_version(version)))
+
+
+def bundle_deleted(dsid: str, version: str, commit: str, ref: str, *, reason: str, when: datetime
+                   ) -> Event:
+    """The event of a tombstone written at `when` (the tombstone keeps its id, so `dss sync` can
+    write a missing one again with the same bytes)."""
+    return Event(f"{bundles.format_version(when)}.{dsid}", BUNDLE_DELETED, dsid, version, commit, ref,
+                 times.format_utc(when), reason)
 
 
 def event_path(store_root: Path, event_id: str) -> Path:

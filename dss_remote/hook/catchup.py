@@ -15,7 +15,7 @@ from ria_store import bare_repo
 from ria_store.errors import DssError, one_line
 from ria_store.layout import dataset_relpath
 
-from ..history import bundle_store, bundles, events
+from ..history import bundle_store, bundles, events, tombstones
 from ..webhooks import outbox
 from .install import has_hook
 from .publish import publish
@@ -50,7 +50,7 @@ def rebuild_versions(root: Path, dsid: str, repo: Path, out: CatchUp) -> None:
 
 
 def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
-    """Publish the event of every version whose event file is missing."""
+    """Publish the event of every version, and of every tombstone, whose event file is missing."""
     log = bundle_store.read_log(root, dsid)
     by_version = {e.version: e for e in log}
     for entry in log:
@@ -65,6 +65,15 @@ def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
             out.notified.append(event.event_id)
         except (DssError, OSError) as e:
             out.problems.append(f"event of {dsid}@{entry.version}: {one_line(e)}")
+    for t in tombstones.dead(root, dsid).values():
+        if not t.event_id or events.event_path(root, t.event_id).is_file():
+            continue  # (an unreadable tombstone names no event: its warning is in the log)
+        try:
+            event, paths = tombstones.event_of(root, t)
+            publish(root, event, paths)
+            out.notified.append(event.event_id)
+        except (DssError, OSError) as e:
+            out.problems.append(f"deletion event of {dsid}@{t.version}: {one_line(e)}")
 
 
 def catch_up(root: Path, dsids: list[str], repo_of: dict[str, Path]) -> CatchUp:

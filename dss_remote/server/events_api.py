@@ -26,7 +26,7 @@ router = APIRouter()
 EVENTS_PAGE = (1, 500, 100)
 Caller = Annotated[Identity | None, Depends(caller)]
 #: our journal's event types as the DSS names them
-DSS_EVENT_TYPES = {events.BUNDLE_CREATED: "CREATE"}
+DSS_EVENT_TYPES = {events.BUNDLE_CREATED: "CREATE", events.BUNDLE_DELETED: "TOMBSTONE"}
 
 
 def _date_key(request: Request, name: str) -> str | None:

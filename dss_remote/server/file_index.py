@@ -30,13 +30,13 @@ from ria_store.atomic import makedirs_durable, write_bytes_atomic
 from ria_store.errors import DssError
 from ria_store.locks import FileLock
 
-from ..history import bundle_store, events
+from ..history import bundle_store, events, tombstones
 from . import dss_mapping
 from .errors import ApiError, NeedsThread
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = 2
+SCHEMA = 3
 _CURRENT = "current"
 _LOCK = "build.lock"
 _DDL = """
@@ -52,6 +52,7 @@ CREATE TABLE logs (dataset_id TEXT PRIMARY KEY, size INTEGER NOT NULL);
 CREATE TABLE bundle_files (dataset_id TEXT NOT NULL, version TEXT NOT NULL, seq INTEGER NOT NULL,
                            file_uuid TEXT NOT NULL, file_version TEXT NOT NULL,
                            PRIMARY KEY (dataset_id, version, seq));
+CREATE INDEX bundle_files_of_file ON bundle_files (file_uuid, file_version);
 """
 
 
@@ -77,6 +78,10 @@ class IndexedFile:
         return out
 
 
+#: a file version some live bundle version lists (one of a tombstoned version alone is not served;
+#: its row stays, so file version ids do not depend on whether the index was rebuilt since)
+_LISTED = ("EXISTS (SELECT 1 FROM bundle_files b WHERE b.file_uuid = c.file_uuid AND "
+           "b.file_version = c.file_version)")
 _FILE_COLUMNS = "c.file_uuid, c.file_version, c.dataset_id, c.path, c.type, c.content, c.size, c.content_type"
 
 
@@ -135,11 +140,11 @@ class FileIndex:
         a refresh that is due (following the journal or a rebuild may take seconds)."""
         with self._reader(quick=quick) as db:
             if file_version is None:
-                r = db.execute(f"SELECT {_FILE_COLUMNS} FROM contents c WHERE c.file_uuid = ? "
+                r = db.execute(f"SELECT {_FILE_COLUMNS} FROM contents c WHERE c.file_uuid = ? AND {_LISTED} "
                                "ORDER BY c.file_version DESC LIMIT 1", (file_uuid,)).fetchone()
             else:
                 r = db.execute(f"SELECT {_FILE_COLUMNS} FROM contents c WHERE c.file_uuid = ? AND "
-                               "c.file_version = ?", (file_uuid, file_version)).fetchone()
+                               f"c.file_version = ? AND {_LISTED}", (file_uuid, file_version)).fetchone()
         return None if r is None else IndexedFile(*r)
 
     def all_bundles(self, prefix: str, after: tuple[str, str] | None, limit: int
@@ -257,6 +262,8 @@ class FileIndex:
                 with db:
                     if event is not None and event.type == events.BUNDLE_CREATED:
                         self._add_version(db, event.dataset_id, event.version)
+                    elif event is not None and event.type == events.BUNDLE_DELETED:
+                        self._drop_version(db, event.dataset_id, event.version)
                     # past a corrupt event file too: it is warned about once, not every second
                     db.execute("UPDATE meta SET value = ? WHERE name = 'cursor'", (path.name[:-5],))
             self._add_unjournaled(db)
@@ -349,6 +356,7 @@ class FileIndex:
             known = {(p, c): v for p, c, v in db.execute(
                 "SELECT path, content, MIN(file_version) FROM contents WHERE dataset_id = ? "
                 "GROUP BY path, content", (dsid,))}
+        dead = tombstones.is_dead(self.store_root, dsid, version)
         new_contents: list[tuple[str, str, str, str, str, str, int, str]] = []
         listed: list[tuple[str, str, int, str, str]] = []
         for row in manifest.files:
@@ -365,6 +373,14 @@ class FileIndex:
                                      str(row.get("content_type") or "application/octet-stream")))
             listed.append((dsid, version, len(listed), fuuid, fversion))
         db.executemany("INSERT OR IGNORE INTO contents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new_contents)
+        if dead:  # its contents name file versions that later versions share; nothing else
+            return
         db.executemany("INSERT INTO bundle_files VALUES (?, ?, ?, ?, ?)", listed)
         db.execute("INSERT INTO bundles VALUES (?, ?, ?)", (dsid, version, len(listed)))
+
+    @staticmethod
+    def _drop_version(db: sqlite3.Connection, dsid: str, version: str) -> None:
+        """A tombstoned version leaves the bundles (its contents rows stay: see _LISTED)."""
+        db.execute("DELETE FROM bundle_files WHERE dataset_id = ? AND version = ?", (dsid, version))
+        db.execute("DELETE FROM bundles WHERE dataset_id = ? AND version = ?", (dsid, version))
 
