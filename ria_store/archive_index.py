@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,30 +35,52 @@ class ArchiveSource:
     identity: Hashable
     read_range: ReadRange
     path: Path | None = None
+    #: the open file of a local archive (`local`)
+    held: OpenFile | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def local(cls, path: Path) -> ArchiveSource:
-        """A file on this machine; FileNotFoundError if absent, UnavailableError if unreadable."""
+        """A file on this machine, opened once: its identity, header and member bytes all come
+        from that one open file, so an archive renamed over it meanwhile (`dss pack`) is never
+        mixed with it. FileNotFoundError if absent, UnavailableError if unreadable."""
         try:
-            st = path.stat()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise
         except OSError as e:
-            raise UnavailableError(f"archive {path}: cannot stat: {e.strerror} (check permissions)") from e
+            raise UnavailableError(f"archive {path}: cannot open: {e.strerror} (check permissions)") from e
+        held = OpenFile(fd)
+        st = os.fstat(fd)
         return cls(str(path), st.st_size, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns),
-                   functools.partial(_pread_path, path), path)
+                   functools.partial(_pread_held, held, st.st_size), path, held)
 
     def open(self) -> Any:
-        """What py7zr reads: the local path, else a seekable file over ranged reads."""
-        return self.path if self.path is not None else RangeFile(self.read_range, self.size)
+        """What py7zr reads: the open local file (a descriptor of its own), else a seekable file
+        over ranged reads."""
+        if self.path is not None and self.held is not None:
+            f = os.fdopen(os.dup(self.held.fd), "rb")
+            f.seek(0)  # a dup shares the offset a parse before may have moved
+            return f
+        return RangeFile(self.read_range, self.size)
 
 
-def _pread_path(path: Path, start: int, length: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.pread(fd, max(0, min(length, os.fstat(fd).st_size - start)), start)
-    finally:
-        os.close(fd)
+class OpenFile:
+    """A descriptor closed when the last ArchiveSource holding it goes."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def _pread_held(held: OpenFile, size: int, start: int, length: int) -> bytes:
+    return os.pread(held.fd, max(0, min(length, size - start)), start)
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,9 @@ def load_index(source: ArchiveSource | Path) -> ArchiveIndex:
         # py7zr raises a zoo of types (Bad7zFile, EOFError, KeyError, ...)
         raise ArchiveError(f"archive {name} is corrupt or truncated ({type(e).__name__}: "
                            f"{one_line(e) or 'unreadable header'}); {FIX}") from e
+    finally:
+        if not isinstance(fp, RangeFile):
+            fp.close()  # our descriptor of its own (py7zr leaves a file it was given open)
     logger.debug("indexed %s: %d members", name, len(members))
     return ArchiveIndex(name, source.identity, members)
 

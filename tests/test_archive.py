@@ -319,7 +319,9 @@ def count_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     class Counting(real):  # type: ignore[misc, valid-type]
         def __init__(self, file: Any, *args: Any, **kwargs: Any) -> None:
-            opened.append(str(file))
+            # a local archive is parsed from its open file: record the path that file has
+            opened.append(os.readlink(f"/proc/self/fd/{file.fileno()}") if hasattr(file, "fileno")
+                          else str(file))
             super().__init__(file, *args, **kwargs)
 
     monkeypatch.setattr(py7zr, "SevenZipFile", Counting)

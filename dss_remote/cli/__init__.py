@@ -17,12 +17,14 @@ from . import (
     bundles,
     checksums,
     clone,
+    dedup,
     deliver,
     demo,
     events,
     fsck,
     init,
     mirror,
+    pack,
     repair,
     serve,
     sibling,
@@ -33,8 +35,8 @@ from . import (
 
 logger = logging.getLogger(__name__)
 
-_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, bundles, events, subscribe, deliver,
-           demo, token, auth, acl, serve)
+_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, dedup, bundles, events, subscribe,
+           deliver, demo, token, auth, acl, serve, pack)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,3 +70,18 @@ def progress(desc: str) -> Iterator[Callable[[int], None]]:
         yield tick
     finally:
         bar.close()
+
+
+@contextmanager
+def byte_progress(desc: str) -> Iterator[Callable[[int], None]]:
+    """tqdm counting bytes on a TTY, nothing in pipes."""
+    bar = tqdm(desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+               disable=not sys.stderr.isatty(), leave=False)
+
+    def tick(n: int) -> None:
+        bar.update(n)
+
+    try:
+        yield tick
+    finally:
+        bar.close()

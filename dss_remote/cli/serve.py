@@ -9,13 +9,11 @@ import os
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from ria_store import store as ria
 from ria_store.errors import ConfigError
 
 from ..config.store_config import read_config
-from ..server import asgi
+from ..server import serve_env as asgi
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +79,8 @@ def _serve(args: argparse.Namespace) -> int:
     scheme = "https" if args.tls_cert else "http"
     print(f"dss: serving {store} on {scheme}://{args.host}:{args.port} "
           f"({args.workers} worker(s) x {args.threads} threads); Ctrl-C stops", file=sys.stderr)
+    import uvicorn  # noqa: PLC0415  (the web stack loads for `dss serve` only, not every dss command)
+
     uvicorn.run("dss_remote.server.asgi:app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                 proxy_headers=bool(args.forwarded_allow_ips),

@@ -32,6 +32,13 @@ DELIVER_LOG = "dss/logs/deliver.log"
 GIT_SYNC_LOG = "dss/logs/git-sync.log"
 #: held while `dss sync --git-only` uploads, so one push's upload never interleaves with the next
 GIT_SYNC_LOCK = "dss/locks/git-sync.lock"
+#: `dss pack`'s lock per dataset, `<dataset id>.lock`: one pack of a dataset at a time
+PACK_LOCKS = "dss/locks/pack"
+#: `dss pack`'s staging trees, `<dataset id>/<member path>` (hard links to loose objects); never
+#: mirrored, removed by the next pack of the dataset when a killed one left one
+PACK_STAGING = "dss/tmp/pack"
+#: held while `dss dedup` links (one per store; a dry run takes none)
+DEDUP_LOCK = "dss/locks/dedup.lock"
 #: held while `dss serve` counts a user's subscriptions and adds one (the per-user limit)
 SUBSCRIPTIONS_LOCK = "dss/locks/subscriptions.lock"
 

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ria_store import archive_write
 from ria_store.archive import ArchiveIndex, ArchiveReader, ArchiveSource, Member
 from ria_store.errors import ArchiveError, DssError, KeyFormatError, NotFoundError, one_line
 from ria_store.keys import AnnexKey, parse_key, unsanitize_key
@@ -207,11 +208,7 @@ def _deep(backend: Backend, info: ObjectInfo, key: AnnexKey) -> tuple[str, str] 
 
 def member_key(member: Member) -> AnnexKey | None:
     """The key an archive member holds, or None if the member is not at a key's place."""
-    try:
-        key = parse_key(unsanitize_key(member.name.rsplit("/", 1)[-1]))
-    except KeyFormatError:
-        return None
-    return key if member.name in archive_members(key) else None
+    return archive_write.member_key(member.name)
 
 
 def verify_member(source: ArchiveSource, reader: ArchiveReader, member: Member,

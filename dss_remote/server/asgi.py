@@ -15,18 +15,11 @@ from fastapi import FastAPI
 
 from ..access.store_gate import StoreGate
 from .app import create_app
+from .serve_env import CACHE_DIR_VAR, DEFAULT_THREADS, PUBLIC_URL_VAR, STORE_VAR, THREADS_VAR
 
 logger = logging.getLogger(__name__)
 
-#: the environment `dss serve` hands its workers
-STORE_VAR = "DSS_SERVE_STORE"
-PUBLIC_URL_VAR = "DSS_SERVE_PUBLIC_URL"
-CACHE_DIR_VAR = "DSS_SERVE_CACHE_DIR"
-THREADS_VAR = "DSS_SERVE_THREADS"
-#: threads per worker for the blocking part of requests (index builds, replica lookups over the
-#: network, file reads of streamed bodies): anyio's default. Small-file GETs from the store's
-#: disk do not use them (files_api's quick path).
-DEFAULT_THREADS = 40
+__all__ = ["CACHE_DIR_VAR", "DEFAULT_THREADS", "PUBLIC_URL_VAR", "STORE_VAR", "THREADS_VAR", "app"]
 
 
 def app() -> FastAPI:
