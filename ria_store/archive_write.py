@@ -27,7 +27,7 @@ from .errors import ArchiveError, DssError, KeyFormatError, WriteError, one_line
 from .keys import AnnexKey, parse_key, unsanitize_key
 from .layout import archive_members
 
-__all__ = ["MemberProblem", "sevenzip_program", "verify", "write_archive"]
+__all__ = ["MemberProblem", "drop_members", "member_key", "sevenzip_program", "verify", "write_archive"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +65,24 @@ def write_archive(exe: str, old: Path | None, staging: Path, new: Path) -> None:
         args = [exe, "a", "-t7z", *ORA_OPTIONS, str(new), "."]
     else:
         args = [exe, "u", str(old), "-u-", f"{_KEEP_AND_ADD}{new}", *ORA_OPTIONS, "."]
+    _run(args, staging, old, new)
+
+
+def drop_members(exe: str, old: Path, names: list[str], new: Path) -> None:
+    """Write `new`: the members of `old` but `names` (copied as they are; `old` is not changed)."""
+    with tempfile.NamedTemporaryFile("w", prefix="dss-7z-drop-", suffix=".txt", encoding="utf-8") as lst:
+        lst.write("".join(f"{n}\n" for n in names))
+        lst.flush()
+        # -spd: the names are names, not wildcards; -u- -u!NEW: write NEW, leave OLD as it is
+        _run([exe, "d", str(old), "-spd", f"@{lst.name}", "-u-", f"-u!{new}"], old.parent, old, new)
+
+
+def _run(args: list[str], cwd: Path, old: Path | None, new: Path) -> None:
     # -bd: no progress percentages; -y: never ask (stdin is not ours to read from)
     args[2:2] = ["-bd", "-y"]
     with tempfile.TemporaryFile(prefix="dss-7z-") as out:
         try:
-            res = subprocess.run(args, cwd=staging, stdin=subprocess.DEVNULL, stdout=out,
+            res = subprocess.run(args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, check=False, preexec_fn=_die_with_parent)
         except BaseException:
             _remove(new)
@@ -86,7 +99,7 @@ def write_archive(exe: str, old: Path | None, staging: Path, new: Path) -> None:
     if old is not None and ("Can not open" in text or "not archive" in text or "Headers Error" in text
                             or "Data Error" in text or "CRC Failed" in text or "Unexpected end" in text):
         raise ArchiveError(f"archive {old} is damaged (7-Zip: {_last_error(text)}); nothing was "
-                           "packed onto it: run `dss fsck --deep` and `dss repair` first")
+                           "written onto it: run `dss fsck --deep` and `dss repair` first")
     raise WriteError(f"7-Zip failed to write {new} (exit {res.returncode}: {_last_error(text)}); "
                      "the old archive and the loose objects are unchanged")
 

@@ -211,7 +211,7 @@ def test_bad_min_age_and_unknown_dataset_are_refused(published: Sibling, store: 
 def test_a_second_pack_of_one_dataset_waits_its_turn(published: Sibling, store: Path) -> None:
     with FileLock(store / paths.PACK_LOCKS / f"{published.dataset_id}.lock"):
         rc, _, err = pack(store, "--min-age", "0s", check=False)
-    assert rc == 1 and "another `dss pack` is packing dataset" in err
+    assert rc == 1 and "another `dss pack` or `dss gc` is rewriting dataset" in err
     assert not archive(published).exists()
 
 

@@ -22,6 +22,7 @@ from . import (
     demo,
     events,
     fsck,
+    gc,
     init,
     mirror,
     pack,
@@ -35,8 +36,8 @@ from . import (
 
 logger = logging.getLogger(__name__)
 
-_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, dedup, bundles, events, subscribe,
-           deliver, demo, token, auth, acl, serve, pack)
+_GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, pack, gc, dedup, bundles, events,
+           subscribe, deliver, demo, token, auth, acl, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,8 @@ PACK_LOCKS = "dss/locks/pack"
 #: `dss pack`'s staging trees, `<dataset id>/<member path>` (hard links to loose objects); never
 #: mirrored, removed by the next pack of the dataset when a killed one left one
 PACK_STAGING = "dss/tmp/pack"
+#: `dss gc`'s reports, `<UTC time>.json`: what each run collected, per dataset; never mirrored
+GC_REPORTS = "dss/gc"
 #: held while `dss dedup` links (one per store; a dry run takes none)
 DEDUP_LOCK = "dss/locks/dedup.lock"
 #: held while `dss serve` counts a user's subscriptions and adds one (the per-user limit)

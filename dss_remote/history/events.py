@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 BUNDLE_CREATED = "bundle.created"
 #: a bundle version was tombstoned (`dss bundles delete`); the event carries the reason
 BUNDLE_DELETED = "bundle.deleted"
+#: `dss gc` removed content of a dataset's keys no live version needs; the event says how much
+KEYS_COLLECTED = "keys.collected"
 _ID_RE = re.compile(r"(\d{4}-\d\d-\d\d)T\d{6}\.\d{6}Z\.[0-9a-z.\-]+")
 _DAY_RE = re.compile(r"\d{4}-\d\d-\d\d")
 
@@ -68,6 +70,13 @@ def bundle_deleted(dsid: str, version: str, commit: str, ref: str, *, reason: st
     write a missing one again with the same bytes)."""
     return Event(f"{bundles.format_version(when)}.{dsid}", BUNDLE_DELETED, dsid, version, commit, ref,
                  times.format_utc(when), reason)
+
+
+def keys_collected(dsid: str, *, summary: str, when: datetime) -> Event:
+    """The event of a `dss gc` run that collected keys of `dsid` (no version: `summary` says what
+    went, and which report under `dss/gc/` lists the keys)."""
+    return Event(f"{bundles.format_version(when)}.{dsid}", KEYS_COLLECTED, dsid, "", "", "",
+                 times.format_utc(when), summary)
 
 
 def event_path(store_root: Path, event_id: str) -> Path:

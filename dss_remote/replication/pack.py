@@ -125,13 +125,12 @@ def pack(sr: StoreReplicas, dsid: str, *, min_age: timedelta, remove_loose: bool
     dataset = ria.open_dataset(ria.open_store(root), dsid)
     dsdir = dataset.path
     result = PackResult(dsid, dry_run=dry_run)
-    lock = FileLock(root / paths.PACK_LOCKS / f"{dsid}.lock")
-    if not dry_run and not lock.acquire(wait=False):  # a dry run only looks: it writes no lock file
-        raise DssError(f"another `dss pack` is packing dataset {dsid} (it holds {lock.path}); "
-                       "wait for it to finish")
+    lock = dataset_lock(root, dsid)
+    if not dry_run:  # a dry run only looks: it writes no lock file
+        take(lock, dsid)
     try:
         if not dry_run:
-            _clear_leftovers(root, dsdir, dsid)
+            clear_leftovers(root, dsdir, dsid)
         archive_path = dsdir / ARCHIVE_PATH
         index = _current_index(archive_path)
         cutoff = time.time() - min_age.total_seconds()
@@ -161,12 +160,24 @@ def pack(sr: StoreReplicas, dsid: str, *, min_age: timedelta, remove_loose: bool
         elif gone:
             _verify_in_place(archive_path, [o.key for o in held], progress)
         result.archive_bytes = archive_path.stat().st_size
-        _to_mirrors(sr, dsid, archive_path, [o.key for o in gone], result)
+        to_mirrors(sr, dsid, archive_path, [o.key for o in gone], mirrors=result.mirrors,
+                   problems=result.problems)
         if gone:
             _remove_loose(sr.primary, dsid, gone, result)
         return result
     finally:
         lock.release()
+
+
+def dataset_lock(root: Path, dsid: str) -> FileLock:
+    """The lock `dss pack` and `dss gc` hold while they rewrite a dataset's archive."""
+    return FileLock(root / paths.PACK_LOCKS / f"{dsid}.lock")
+
+
+def take(lock: FileLock, dsid: str) -> None:
+    if not lock.acquire(wait=False):
+        raise DssError(f"another `dss pack` or `dss gc` is rewriting dataset {dsid} (it holds "
+                       f"{lock.path}); wait for it to finish")
 
 
 # -- listing ----------------------------------------------------------------------------------
@@ -231,14 +242,14 @@ def _current_index(archive_path: Path) -> Any:
 
 
 # -- writing ----------------------------------------------------------------------------------
-def _clear_leftovers(root: Path, dsdir: Path, dsid: str) -> None:
+def clear_leftovers(root: Path, dsdir: Path, dsid: str) -> None:
     """What a killed pack of this dataset left (we hold its lock: no pack is using them)."""
     shutil.rmtree(root / paths.PACK_STAGING / dsid, ignore_errors=True)
     for p in (dsdir / "archives").glob(f"{TMP_ARCHIVE_PREFIX}*"):
-        _unlink(p)
+        unlink_quietly(p)
 
 
-def _unlink(path: Path) -> None:
+def unlink_quietly(path: Path) -> None:
     try:
         path.unlink()
     except FileNotFoundError:
@@ -266,7 +277,7 @@ def _stage(staging: Path, dsdir: Path, objs: list[Loose]) -> None:
 def _write_verified(exe: str, root: Path, dsdir: Path, dsid: str, *, has_old: bool, new: list[Loose],
                     held: list[Loose], progress: Callable[[int], None] | None) -> None:
     archive_path = dsdir / ARCHIVE_PATH
-    tmp = dsdir / "archives" / f"{TMP_ARCHIVE_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.7z"
+    tmp = temp_archive(dsdir)
     staging = root / paths.PACK_STAGING / dsid
     try:
         makedirs_durable(staging)
@@ -280,21 +291,30 @@ def _write_verified(exe: str, root: Path, dsdir: Path, dsid: str, *, has_old: bo
                 f"first: {problems[0].line()}); it was not published: the old archive and the loose "
                 "objects are unchanged (`dss fsck --deep` finds what is damaged, `dss repair` "
                 "restores it from a mirror)")
-        mode = file_mode(0o444, is_shared(archive_path.parent))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, archive_path)
-        fsync_dir(archive_path.parent)
+        publish_archive(tmp, archive_path)
     except OSError as e:
         raise from_os_error(e, f"packing dataset {dsid}", writing=True) from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        _unlink(tmp)
-        _unlink(tmp.with_name(tmp.name + ".tmp"))
+        unlink_quietly(tmp)
+        unlink_quietly(tmp.with_name(tmp.name + ".tmp"))
+
+
+def publish_archive(tmp: Path, archive_path: Path) -> None:
+    """Make the verified `tmp` the dataset's archive: read-only, on disk, renamed over the old."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fchmod(fd, file_mode(0o444, is_shared(archive_path.parent)))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, archive_path)
+    fsync_dir(archive_path.parent)
+
+
+def temp_archive(dsdir: Path) -> Path:
+    """A fresh temp name for a new archive of the dataset (beside the old one)."""
+    return dsdir / "archives" / f"{TMP_ARCHIVE_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.7z"
 
 
 def _verify_in_place(archive_path: Path, keys: list[AnnexKey], progress: Callable[[int], None] | None
@@ -308,8 +328,8 @@ def _verify_in_place(archive_path: Path, keys: list[AnnexKey], progress: Callabl
 
 
 # -- mirrors and removal -----------------------------------------------------------------------
-def _to_mirrors(sr: StoreReplicas, dsid: str, archive_path: Path, keys: list[AnnexKey],
-                result: PackResult) -> None:
+def to_mirrors(sr: StoreReplicas, dsid: str, archive_path: Path, keys: list[AnnexKey], *,
+               mirrors: dict[str, str], problems: list[str]) -> None:
     """Upload the archive to each writable mirror that holds the dataset; with `keys`, remove
     their loose copies there once the mirror's archive is ours."""
     ds_rel = dataset_relpath(dsid)
@@ -319,12 +339,12 @@ def _to_mirrors(sr: StoreReplicas, dsid: str, archive_path: Path, keys: list[Ann
         head = f.read(_START_HEADER)
     for name, backend in sr.backends[1:]:
         if not backend.writable:
-            result.mirrors[name] = "read-only mirror: left as it is"
+            mirrors[name] = "read-only mirror: left as it is"
             continue
         try:
             version = _mirror_version(backend, ds_rel)
             if version is None:
-                result.mirrors[name] = "does not hold the dataset yet (`dss sync` copies it)"
+                mirrors[name] = "does not hold the dataset yet (`dss sync` copies it)"
                 continue
             if not _same_archive(backend, rel, size, head):
                 backend.put_file(archive_path, rel)
@@ -336,10 +356,10 @@ def _to_mirrors(sr: StoreReplicas, dsid: str, archive_path: Path, keys: list[Ann
                 if backend.info(obj) is not None:
                     backend.remove(obj)
                     removed += 1
-            result.mirrors[name] = f"archive up to date; {removed} loose object(s) removed"
+            mirrors[name] = f"archive up to date; {removed} loose object(s) removed"
         except DssError as e:
-            result.mirrors[name] = f"not updated: {one_line(e)}"
-            result.problems.append(f"mirror {name}: {one_line(e)}; its loose objects stay: run "
+            mirrors[name] = f"not updated: {one_line(e)}"
+            problems.append(f"mirror {name}: {one_line(e)}; its loose objects stay: run "
                                    "`dss sync`, then `dss pack --remove-loose` again")
 
 
