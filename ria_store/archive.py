@@ -21,7 +21,15 @@ import zlib
 from collections.abc import Callable, Hashable
 from pathlib import Path
 
-from .archive_index import FIX, ArchiveIndex, ArchiveSource, Member, load_index, raise_source_failure
+from .archive_index import (
+    FIX,
+    ArchiveIndex,
+    ArchiveSource,
+    Member,
+    allow_many_members,
+    load_index,
+    raise_source_failure,
+)
 from .atomic import CHUNK, chunk_progress, write_all
 from .errors import ArchiveError, DssError, UnavailableError, one_line
 
@@ -275,6 +283,7 @@ def _extract_with_py7zr(source: ArchiveSource, member: Member, dst_fd: int,
         def create(self, filename: str) -> Py7zIO:
             return Writer()
 
+    allow_many_members()
     fp = source.open()
     try:
         with py7zr.SevenZipFile(fp, mode="r") as z:

@@ -113,16 +113,25 @@ class ArchiveIndex:
         return None
 
 
-def load_index(source: ArchiveSource | Path) -> ArchiveIndex:
+def load_index(source: ArchiveSource | Path, *, saved: bool = True) -> ArchiveIndex:
     """Parse the archive header; ArchiveError (one line, with the fix) if corrupt or truncated.
+    With `saved`, a local archive's member table saved beside it (archive_sidecar.py) is used
+    instead when it matches the archive.
 
     FileNotFoundError if there is no archive; the source's own errors (a replica that cannot be
     reached) pass through as they are: they say nothing about the archive.
     """
     import py7zr  # noqa: PLC0415  (heavy import, only when an archive is consulted)
 
+    allow_many_members()
     if isinstance(source, Path):
         source = ArchiveSource.local(source)
+    if saved:
+        from .archive_sidecar import load as load_saved  # noqa: PLC0415  (it imports this module)
+
+        found = load_saved(source)
+        if found is not None:
+            return found
     name = source.name
     fp = source.open()
     try:
@@ -145,6 +154,23 @@ def load_index(source: ArchiveSource | Path) -> ArchiveIndex:
             fp.close()  # our descriptor of its own (py7zr leaves a file it was given open)
     logger.debug("indexed %s: %d members", name, len(members))
     return ArchiveIndex(name, source.identity, members)
+
+
+def allow_many_members() -> None:
+    """Let py7zr read archives of more than 65,536 keys.
+
+    py7zr caps the pack streams of an archive at 65,536 (`MAX_NUMSTREAMS`), but an archive as
+    DataLad packs one (uncompressed, not solid) has one pack stream per key, and a dataset may have
+    100,000 keys or more: py7zr would call such an archive corrupt. Its cap on folders, which
+    such an archive has as many of, is 1 << 20; the pack-stream cap is raised to match it. py7zr
+    still checks that every count fits in the header bytes that remain, so a corrupt count cannot
+    make it allocate more than the header's size allows.
+    """
+    from py7zr import archiveinfo  # noqa: PLC0415
+
+    cap = int(getattr(archiveinfo, "MAX_NUMFOLDERS", 1 << 20))
+    if int(getattr(archiveinfo, "MAX_NUMSTREAMS", cap)) < cap:
+        archiveinfo.MAX_NUMSTREAMS = cap
 
 
 def raise_source_failure(fp: object, error: BaseException) -> None:

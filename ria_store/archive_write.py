@@ -156,7 +156,7 @@ def verify(path: Path, keys: Iterable[AnnexKey], progress: Callable[[int], None]
     it says, and its content against its checksum where the key has one (one read of each
     member; a member at another key's place is checked against that key's checksum too).
     Returns the index and the problems (none: fit to publish)."""
-    index = load_index(path)
+    index = load_index(path, saved=False)  # the file itself, never a saved table
     wanted: dict[str, AnnexKey] = {}
     problems: list[MemberProblem] = []
     for key in keys:

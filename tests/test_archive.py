@@ -700,3 +700,17 @@ def test_extract_large_stored_member_keeps_rss_small(big_stored_archive: tuple[P
     finally:
         dst.unlink(missing_ok=True)
 
+
+
+def test_an_archive_of_more_than_65536_keys_is_indexed_and_read(tmp_path: Path) -> None:
+    """py7zr caps pack streams at 65,536; DataLad's archives have one per key (non-solid)."""
+    contents = {md5e_member(i.to_bytes(3, "big"), ".k"): i.to_bytes(3, "big") for i in range(70_000)}
+    archive = pack_7z(stage(tmp_path / "staging", contents), tmp_path / "archive.7z", "-mx0")
+    index = load_index(archive)
+    assert len(index.members) == len(contents)
+    reader = ArchiveReader()
+    for name in (next(iter(contents)), list(contents)[-1], list(contents)[65_537]):
+        m = reader.find(archive, [name])
+        assert m is not None and m.offset is not None
+        assert extract_to_file(reader, archive, m, tmp_path / "out") == 3
+        assert (tmp_path / "out").read_bytes() == contents[name]

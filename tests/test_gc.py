@@ -16,20 +16,24 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cloud_servers import MirrorFixture
 from conftest import annex_keys, dss, require_tool, run, write_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dss_remote.admin.sibling import Sibling
+from dss_remote.admin.sibling import Sibling, create_sibling
+from dss_remote.admin.store import add_mirror
 from dss_remote.config import paths
+from dss_remote.config.mirrors import Mirror
+from dss_remote.config.store_config import read_config
 from dss_remote.history import bundle_store
 from dss_remote.history.references import live_keys
 from dss_remote.replication.gc import collect, select
-from dss_remote.replication.store_replicas import open_store_replicas
+from dss_remote.replication.store_replicas import open_replicas, open_store_replicas
 from ria_store import archive_write
 from ria_store.archive_index import load_index
 from ria_store.keys import parse_key
-from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, archive_members, object_relpath
+from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, archive_members, dataset_relpath, object_relpath
 
 DAY = 86400
 
@@ -273,3 +277,29 @@ def test_a_kill_9_at_any_point_of_a_gc_loses_no_live_key(published: Sibling, sto
     assert not any(present(published, k) for k in doomed)
     rc, out, err = dss("fsck", store, "--deep", check=False)
     assert rc == 0, out + err
+
+
+def test_gc_removes_collected_keys_from_the_mirrors_too(store: Path, dataset: Path,
+                                                         s3_mirror: MirrorFixture) -> None:
+    require_tool("git-annex-remote-dss")
+    add_mirror(store, Mirror(url=s3_mirror.url, name="s3", endpoint_url=s3_mirror.endpoint_url))
+    sib = create_sibling(dataset, "store", f"ria+file://{store}", alias="sample")
+    run("datalad", "-l", "error", "push", "--to", "store", cwd=dataset)
+    commit_and_push(dataset, {"gone.bin": os.urandom(2500)})
+    gone = annex_keys(dataset)["gone.bin"]
+    commit_and_push(dataset, {"gone.bin": None})
+    holder = [v for v in bundle_store.versions(store, sib.dataset_id)
+              if any(f.get("key") == gone for f in bundle_store.load(store, sib.dataset_id, v).files)]
+    for v in holder:
+        dss("bundles", "delete", store, f"{sib.dataset_id}@{v}", "--reason", "x")
+    s3 = dict(open_replicas(f"ria+file://{store}", read_config(store)).backends)["s3"]
+    rel = f"{dataset_relpath(sib.dataset_id)}/{object_relpath(gone, '2')}"
+    assert s3.info(rel) is not None, "the push wrote the key to the mirror"
+    age_everything(sib)
+    _, out, _ = dss("gc", store, "--grace", "1d", "--json")
+    (row,) = json.loads(out)["datasets"]
+    assert [(c["key"], c["replicas"]) for c in row["collected"]] == [(gone, ["store", "s3"])], row
+    assert s3.info(rel) is None and not present(sib, gone)
+    for path, key in annex_keys(dataset).items():  # what the tip needs stays on both
+        assert present(sib, key), path
+        assert s3.info(f"{dataset_relpath(sib.dataset_id)}/{object_relpath(key, '2')}") is not None

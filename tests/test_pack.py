@@ -27,7 +27,7 @@ from dss_remote.config import paths
 from dss_remote.config.mirrors import Mirror
 from dss_remote.config.store_config import read_config
 from dss_remote.replication.store_replicas import open_replicas
-from ria_store import archive_write
+from ria_store import archive_sidecar, archive_write
 from ria_store.archive_index import load_index
 from ria_store.keys import parse_key
 from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, archive_members, dataset_relpath, object_relpath
@@ -346,7 +346,36 @@ def test_a_kill_9_at_any_point_of_a_pack_loses_nothing(published: Sibling, store
         assert lost == [], f"seed {seed}, kill {i} after {full:.2f}s-run: lost {lost}"
     rc, out, err = pack(store, "--min-age", "0s", "--remove-loose")  # the next run cleans up
     assert loose(published) == [] and _nothing_lost(published, contents) == []
-    leftovers = [p.name for p in (published.dataset_dir / "archives").iterdir() if p.name != "archive.7z"]
+    leftovers = [p.name for p in (published.dataset_dir / "archives").iterdir()
+                 if p.name not in ("archive.7z", archive_sidecar.NAME)]
     assert leftovers == [] and not (store / paths.PACK_STAGING / published.dataset_id).exists()
     rc, out, err = dss("fsck", store, "--deep", check=False)
     assert rc == 0, out + err
+
+
+def test_readers_take_the_saved_member_table_and_only_when_it_matches(
+        published: Sibling, store: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pack(store, "--min-age", "0s")
+    target = archive(published)
+    parsed = load_index(target, saved=False)
+    assert archive_sidecar.sidecar_path(target).is_file()
+
+    import py7zr
+
+    def no_parsing(*_a: object, **_k: object) -> None:
+        raise AssertionError("py7zr parsed the header although a matching table was saved")
+
+    with monkeypatch.context() as m:
+        m.setattr(py7zr, "SevenZipFile", no_parsing)
+        assert load_index(target).members == parsed.members
+
+    # a table that does not match the archive (another archive was put in place) is not used
+    add_and_push(dataset, {"later.bin": os.urandom(3000)})
+    saved = archive_sidecar.sidecar_path(target).read_bytes()
+    pack(store, "--min-age", "0s")
+    sidecar = archive_sidecar.sidecar_path(target)
+    sidecar.chmod(0o644)
+    sidecar.write_bytes(saved)  # the first archive's table beside the second archive
+    again = load_index(target)
+    assert again.members == load_index(target, saved=False).members
+    assert len(again.members) == len(parsed.members) + 1

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ria_store import archive_write
+from ria_store import archive_sidecar, archive_write
 from ria_store import store as ria
 from ria_store.archive import load_index, local_archive
 from ria_store.atomic import fsync_dir, write_bytes_atomic
@@ -201,6 +201,7 @@ def _drop_archived(sr: StoreReplicas, dsid: str, dsdir: Path, archived: list[Can
             and archive_write.member_key(m.name) is not None]
     if not left:
         archive_path.unlink()  # nothing live is packed any more: no archive (mirrors: below)
+        archive_sidecar.remove(archive_path)
         fsync_dir(archive_path.parent)
     else:
         tmp = pack.temp_archive(dsdir)
@@ -212,7 +213,7 @@ def _drop_archived(sr: StoreReplicas, dsid: str, dsdir: Path, archived: list[Can
                 first = problems[0].line() if problems else f"{gone[0]} is still in it"
                 raise ArchiveError(f"the new archive of dataset {dsid} failed verification ({first}); "
                                    "nothing was collected from the archive, the old one stays")
-            pack.publish_archive(tmp, archive_path)
+            pack.publish_archive(tmp, archive_path, new_index)
         finally:
             pack.unlink_quietly(tmp)
     rel = f"{dataset_relpath(dsid)}/{ARCHIVE_PATH}"

@@ -36,9 +36,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ria_store import archive_write
+from ria_store import archive_sidecar, archive_write
 from ria_store import store as ria
-from ria_store.archive import ArchiveReader, local_archive
+from ria_store.archive import ArchiveIndex, ArchiveReader, local_archive
 from ria_store.atomic import TMP_PREFIX, fsync_dir, makedirs_durable
 from ria_store.errors import ArchiveError, DssError, KeyFormatError, WriteError, from_os_error, one_line
 from ria_store.keys import AnnexKey, parse_key, unsanitize_key
@@ -284,14 +284,14 @@ def _write_verified(exe: str, root: Path, dsdir: Path, dsid: str, *, has_old: bo
         makedirs_durable(tmp.parent)
         _stage(staging, dsdir, new)
         archive_write.write_archive(exe, archive_path if has_old else None, staging, tmp)
-        _, problems = archive_write.verify(tmp, [o.key for o in new + held], progress)
+        index, problems = archive_write.verify(tmp, [o.key for o in new + held], progress)
         if problems:
             raise ArchiveError(
                 f"the new archive of dataset {dsid} failed verification ({len(problems)} problem(s), "
                 f"first: {problems[0].line()}); it was not published: the old archive and the loose "
                 "objects are unchanged (`dss fsck --deep` finds what is damaged, `dss repair` "
                 "restores it from a mirror)")
-        publish_archive(tmp, archive_path)
+        publish_archive(tmp, archive_path, index)
     except OSError as e:
         raise from_os_error(e, f"packing dataset {dsid}", writing=True) from e
     finally:
@@ -300,8 +300,9 @@ def _write_verified(exe: str, root: Path, dsdir: Path, dsid: str, *, has_old: bo
         unlink_quietly(tmp.with_name(tmp.name + ".tmp"))
 
 
-def publish_archive(tmp: Path, archive_path: Path) -> None:
-    """Make the verified `tmp` the dataset's archive: read-only, on disk, renamed over the old."""
+def publish_archive(tmp: Path, archive_path: Path, index: ArchiveIndex) -> None:
+    """Make the verified `tmp` the dataset's archive: read-only, on disk, renamed over the old;
+    then save its member table beside it for readers (archive_sidecar.py)."""
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fchmod(fd, file_mode(0o444, is_shared(archive_path.parent)))
@@ -310,6 +311,7 @@ def publish_archive(tmp: Path, archive_path: Path) -> None:
         os.close(fd)
     os.rename(tmp, archive_path)
     fsync_dir(archive_path.parent)
+    archive_sidecar.save(archive_path, index)
 
 
 def temp_archive(dsdir: Path) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from ria_store import archive_sidecar
 from ria_store.errors import DssError, NotFoundError, one_line
 from ria_store.keys import parse_key
 from ria_store.layout import ARCHIVE_PATH, OBJECTS_DIR, VERSION_FILE, dataset_relpath
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 #: hold credentials, ora-remote-*/ are DataLad's per-clone transfer dirs
 _PRIVATE = ("hooks", "config")
 _PRIVATE_PREFIX = "ora-remote-"
+#: the member table `dss pack` saves beside an archive: a cache for readers on this file system
+_ARCHIVE_TABLE = f"archives/{archive_sidecar.NAME}"
 #: files up to this size are compared by content (refs change without changing size)
 _COMPARE_BYTES = 64 << 10
 
@@ -98,7 +101,8 @@ def copy_missing(sr: StoreReplicas, datasets: Iterable[str], report: SyncReport,
 
 def _is_private(rel_in_ds: str) -> bool:
     top = rel_in_ds.split("/", 1)[0]
-    return top in _PRIVATE or top.startswith(_PRIVATE_PREFIX) or rel_in_ds.startswith(OBJECTS_DIR + "/")
+    return (top in _PRIVATE or top.startswith(_PRIVATE_PREFIX) or rel_in_ds.startswith(OBJECTS_DIR + "/")
+            or rel_in_ds == _ARCHIVE_TABLE)
 
 
 def _differs(src: Backend, dst: Backend, mine: ObjectInfo, theirs: ObjectInfo | None) -> bool:
