@@ -121,6 +121,8 @@ def collect(sr: StoreReplicas, dsid: str, references: Callable[[], frozenset[str
     if not dry_run:
         pack.take(lock, dsid)
     try:
+        if not dry_run:
+            pack.clear_leftovers(root, dataset.path, dsid)  # what a killed pack or gc left
         keep = references()
         result.referenced = len(keep)
         stored, where = _stored(sr, dsid, dataset.path, dataset.version, result)
