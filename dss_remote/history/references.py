@@ -21,8 +21,10 @@ from . import bundle_store, bundles, tombstones
 
 logger = logging.getLogger(__name__)
 
-#: refs whose tips keep their keys: branches (`synced/*` too) and tags; not `git-annex` (logs only)
+#: refs whose tips keep their keys: branches (`synced/*` too) and tags; not `git-annex` nor
+#: `synced/git-annex` (logs only)
 _TIP_REFS = ("refs/heads/", "refs/tags/")
+_LOG_BRANCHES = ("refs/heads/git-annex", "refs/heads/synced/git-annex")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ def _tips(repo: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in res.stdout.decode().splitlines():
         parts = line.split()
-        if len(parts) >= 2 and parts[0] != "refs/heads/git-annex":
+        # the git-annex branch (and its synced/ copy) holds logs, not a work tree
+        if len(parts) >= 2 and parts[0] not in _LOG_BRANCHES:
             out[parts[0]] = parts[2] if len(parts) > 2 else parts[1]
     return out
 
