@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 from ria_store import store as ria
-from ria_store.layout import check_dataset_id
 
 from ..replication.checksums_fill import fill
-from .common import progress
+from .common import named_dataset, progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,15 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.set_defaults(func=_checksums)
 
 
-def _dataset(store: ria.Store, text: str) -> str:
-    dsid = ria.resolve_alias(store, text[1:]) if text.startswith("~") else check_dataset_id(text)
-    ria.open_dataset(store, dsid)  # a typo must not read as "nothing to do"
-    return dsid
-
-
 def _checksums(args: argparse.Namespace) -> int:
     store = ria.open_store(args.store.absolute())
-    datasets = ([_dataset(store, d) for d in args.dataset] if args.dataset
+    datasets = ([named_dataset(store, d) for d in args.dataset] if args.dataset
                 else list(ria.iter_datasets(store)))
     with progress("checksums") as tick:
         report = fill(store.path, datasets, verify=args.verify, progress=tick)

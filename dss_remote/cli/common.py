@@ -8,13 +8,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
 from ria_store import store as ria
+from ria_store.errors import DssError, one_line
 from ria_store.layout import check_dataset_id
 
+from ..access.durations import parse_duration
 from ..replication.store_replicas import StoreReplicas, open_store_replicas
+
+T = TypeVar("T")
 
 
 def store_and_datasets(p: argparse.ArgumentParser) -> None:
@@ -59,23 +64,9 @@ def _hours(text: str) -> float:
 
 
 @contextmanager
-def progress(desc: str) -> Iterator[Callable[[int], None]]:
-    """tqdm on a TTY, nothing in pipes."""
-    bar = tqdm(desc=desc, unit=" obj", disable=not sys.stderr.isatty(), leave=False)
-
-    def tick(n: int) -> None:
-        bar.update(n)
-
-    try:
-        yield tick
-    finally:
-        bar.close()
-
-
-@contextmanager
-def byte_progress(desc: str) -> Iterator[Callable[[int], None]]:
-    """tqdm counting bytes on a TTY, nothing in pipes."""
-    bar = tqdm(desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+def progress(desc: str, *, in_bytes: bool = False) -> Iterator[Callable[[int], None]]:
+    """tqdm on a TTY, nothing in pipes; counting objects, or bytes with `in_bytes`."""
+    bar = tqdm(desc=desc, unit="B" if in_bytes else " obj", unit_scale=in_bytes, unit_divisor=1024,
                disable=not sys.stderr.isatty(), leave=False)
 
     def tick(n: int) -> None:
@@ -85,3 +76,40 @@ def byte_progress(desc: str) -> Iterator[Callable[[int], None]]:
         yield tick
     finally:
         bar.close()
+
+
+def named_dataset(store: ria.Store, text: str) -> str:
+    """The dataset `ID` or `~alias` names; an error if it is not in the store (a typo must not
+    read as "nothing to do")."""
+    dsid = ria.resolve_alias(store, text[1:]) if text.startswith("~") else check_dataset_id(text)
+    ria.open_dataset(store, dsid)
+    return dsid
+
+
+def age(text: str, option: str, examples: str) -> timedelta:
+    """An age as `--min-age`/`--grace` take it: `0`/`0s`, or a lifetime like 12h or 30d."""
+    if text in ("0", "0s"):
+        return timedelta(0)
+    try:
+        span = parse_duration(text)
+    except DssError:
+        span = None
+    if span is None:
+        raise DssError(f"{option} {text!r} is not an age: give a number and a unit s, m, h, d or w "
+                       f"(e.g. {examples})")
+    return span
+
+
+def each_dataset(dsids: list[str], work: Callable[[str], T]) -> tuple[list[T], list[str]]:
+    """`work` on each dataset: the results, and a line per dataset it failed on. With one
+    dataset its failure is the command's error, as it is."""
+    results: list[T] = []
+    failed: list[str] = []
+    for dsid in dsids:
+        try:
+            results.append(work(dsid))
+        except DssError as e:
+            if len(dsids) == 1:
+                raise
+            failed.append(f"{dsid}: {one_line(e)}")
+    return results, failed

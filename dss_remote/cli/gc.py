@@ -11,15 +11,13 @@ from pathlib import Path
 
 from ria_store import store as ria
 from ria_store.errors import DssError, one_line
-from ria_store.layout import check_dataset_id
 
-from ..access.durations import parse_duration
 from ..history import events, references
 from ..hook.publish import publish
 from ..replication.gc import GcResult, collect, write_report
 from ..replication.store_replicas import open_store_replicas
 from ..webhooks import outbox
-from .common import byte_progress
+from .common import age, each_dataset, named_dataset, progress
 
 DEFAULT_GRACE = "30d"
 
@@ -46,41 +44,17 @@ def _needed(root: Path, dsid: str) -> frozenset[str]:
     return references.referenced(root, dsid).keys
 
 
-def _grace(text: str) -> timedelta:
-    if text in ("0", "0s"):
-        return timedelta(0)
-    try:
-        span = parse_duration(text)
-    except DssError:
-        span = None
-    if span is None:
-        raise DssError(f"--grace {text!r} is not an age: give a number and a unit s, m, h, d or w "
-                       "(e.g. 30d, 12h)")
-    return span
-
-
 def _gc(args: argparse.Namespace) -> int:
-    grace = _grace(args.grace)
+    grace = age(args.grace, "--grace", "30d, 12h")
     store = ria.open_store(args.store.absolute())
-    if args.dataset:
-        text = args.dataset
-        dsids = [ria.resolve_alias(store, text[1:]) if text.startswith("~") else check_dataset_id(text)]
-        ria.open_dataset(store, dsids[0])  # a typo is an error, not "nothing to collect"
-    else:
-        dsids = sorted(ria.iter_datasets(store))
-    results: list[GcResult] = []
-    failed: list[str] = []
+    dsids = [named_dataset(store, args.dataset)] if args.dataset else sorted(ria.iter_datasets(store))
     with open_store_replicas(store.path) as sr:
-        for dsid in dsids:
-            refs = functools.partial(_needed, store.path, dsid)
-            try:
-                with byte_progress(f"gc {dsid[:8]}") as tick:
-                    results.append(collect(sr, dsid, refs, grace=grace, dry_run=args.dry_run,
-                                           progress=tick))
-            except DssError as e:
-                if len(dsids) == 1:
-                    raise
-                failed.append(f"{dsid}: {one_line(e)}")
+        def one(dsid: str) -> GcResult:
+            with progress(f"gc {dsid[:8]}", in_bytes=True) as tick:
+                return collect(sr, dsid, functools.partial(_needed, store.path, dsid), grace=grace,
+                               dry_run=args.dry_run, progress=tick)
+
+        results, failed = each_dataset(dsids, one)
     report = None
     if not args.dry_run and any(r.collected for r in results):
         report = write_report(store.path, results)

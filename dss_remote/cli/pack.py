@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 from ria_store import store as ria
-from ria_store.errors import DssError, one_line
-from ria_store.layout import check_dataset_id
+from ria_store.errors import DssError
 
-from ..access.durations import parse_duration
 from ..replication.pack import PackResult, pack
 from ..replication.store_replicas import open_store_replicas
-from .common import byte_progress
+from .common import age, each_dataset, named_dataset, progress
 
 #: keys written more recently than this stay loose unless --min-age says otherwise
 DEFAULT_MIN_AGE = "7d"
@@ -43,40 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_pack)
 
 
-def _min_age(text: str) -> timedelta:
-    if text in ("0", "0s"):
-        return timedelta(0)
-    try:
-        span = parse_duration(text)
-    except DssError:
-        span = None
-    if span is None:
-        raise DssError(f"--min-age {text!r} is not an age: give a number and a unit s, m, h, d or w "
-                       "(e.g. 12h, 7d; 0 packs every key)")
-    return span
-
-
 def _pack(args: argparse.Namespace) -> int:
-    min_age = _min_age(args.min_age)
+    min_age = age(args.min_age, "--min-age", "12h, 7d; 0 packs every key")
     store = ria.open_store(args.store.absolute())
-    if args.dataset:
-        text = args.dataset
-        dsids = [ria.resolve_alias(store, text[1:]) if text.startswith("~") else check_dataset_id(text)]
-        ria.open_dataset(store, dsids[0])  # a typo is an error, not "nothing to pack"
-    else:
-        dsids = sorted(ria.iter_datasets(store))
-    results: list[PackResult] = []
-    failed: list[str] = []
+    dsids = [named_dataset(store, args.dataset)] if args.dataset else sorted(ria.iter_datasets(store))
     with open_store_replicas(store.path) as sr:
-        for dsid in dsids:
-            try:
-                with byte_progress(f"pack {dsid[:8]}") as tick:
-                    results.append(pack(sr, dsid, min_age=min_age, remove_loose=args.remove_loose,
-                                        dry_run=args.dry_run, progress=tick))
-            except DssError as e:
-                if len(dsids) == 1:
-                    raise
-                failed.append(f"{dsid}: {one_line(e)}")
+        def one(dsid: str) -> PackResult:
+            with progress(f"pack {dsid[:8]}", in_bytes=True) as tick:
+                return pack(sr, dsid, min_age=min_age, remove_loose=args.remove_loose,
+                            dry_run=args.dry_run, progress=tick)
+
+        results, failed = each_dataset(dsids, one)
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=1))
     else:
