@@ -2,7 +2,7 @@
 
 `GateDouble.from_spec({...})` takes the same JSON an API server started by api_server.py reads from
 DSS_TEST_GATE: {"tokens": {TOKEN: {"user": U, "groups": [G]}}, "public": [DATASET ID],
-"readers": {DATASET ID: [GROUP]}, "writers": {DATASET ID: [GROUP]}, "admins": [GROUP]}.
+"readers": {DATASET ID: [GROUP]}, "writers": {DATASET ID: [GROUP]}, "admins": [GROUP], "creators": [GROUP]}.
 Tokens come as `Bearer TOKEN` or as the password of Basic auth. Audit records are kept in
 `audited` (and appended to DSS_TEST_AUDIT, a file, when the server runs in another process).
 """
@@ -24,12 +24,13 @@ class GateDouble:
     def __init__(self, tokens: Mapping[str, Identity] | None = None, *, public: set[str] | None = None,
                  readers: Mapping[str, set[str]] | None = None,
                  writers: Mapping[str, set[str]] | None = None, admins: set[str] | None = None,
-                 audit_file: Path | None = None) -> None:
+                 audit_file: Path | None = None, creators: set[str] | None = None) -> None:
         self.tokens = dict(tokens or {})
         self.public = set(public or ())
         self.readers = {k: set(v) for k, v in (readers or {}).items()}
         self.writers = {k: set(v) for k, v in (writers or {}).items()}
         self.admins = set(admins or ())
+        self.creators = set(creators or ())
         self.audit_file = audit_file
         self.audited: list[dict[str, Any]] = []
 
@@ -40,7 +41,8 @@ class GateDouble:
         return cls(tokens, public=set(spec.get("public", ())),
                    readers={k: set(v) for k, v in spec.get("readers", {}).items()},
                    writers={k: set(v) for k, v in spec.get("writers", {}).items()},
-                   admins=set(spec.get("admins", ())), audit_file=audit_file)
+                   admins=set(spec.get("admins", ())), audit_file=audit_file,
+                   creators=set(spec.get("creators", ())))
 
     @classmethod
     def from_env(cls) -> GateDouble:
@@ -73,6 +75,9 @@ class GateDouble:
         if self.is_admin(who):
             return True
         return who is not None and bool(who.groups & self.writers.get(dataset_id, set()))
+
+    def may_create(self, who: Identity | None) -> bool:
+        return self.is_admin(who) or (who is not None and bool(who.groups & self.creators))
 
     def is_admin(self, who: Identity | None) -> bool:
         return who is not None and bool(who.groups & self.admins)

@@ -28,9 +28,12 @@ ALLOWED: dict[str, set[str]] = {
     "hook": {"ria_store", "config", "history", "webhooks"},
     "admin": {"ria_store", "config", "backends", "replication", "hook"},
     "access": {"ria_store", "config", "history"},
-    "server": {"ria_store", "config", "backends", "replication", "history", "webhooks", "access"},
+    "service": {"ria_store", "dss_remote", "config", "backends", "replication", "history", "webhooks",
+                "hook"},
+    "server": {"ria_store", "config", "backends", "replication", "history", "webhooks", "access",
+               "service"},
     "cli": {"ria_store", "dss_remote", "config", "backends", "replication", "history", "webhooks",
-            "hook", "admin", "access", "server"},
+            "hook", "admin", "access", "server", "service"},
     # compatibility: hooks installed by 0.1 run `python -m dss_remote.post_update`
     "post_update": {"hook"},
 }

@@ -46,6 +46,9 @@ class Gate(Protocol):
     def may_write(self, who: Identity | None, dataset_id: str) -> bool:
         """Whether `who` may write to the dataset."""
 
+    def may_create(self, who: Identity | None) -> bool:
+        """Whether `who` may create a new dataset (a bundle with a new uuid) over the write API."""
+
     def is_admin(self, who: Identity | None) -> bool:
         """Whether `who` is in the store's admin group (may do everything)."""
 

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="proxies whose X-Forwarded-For/-Proto to trust (comma-separated; default none)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="where the derived indexes live (default ~/.cache/dss-remote/serve/...)")
+    p.add_argument("--read-only", action="store_true",
+                   help="refuse every write (503 with Retry-After): for a replica server or maintenance")
     p.set_defaults(func=_serve)
 
 
@@ -75,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ[asgi.STORE_VAR] = str(store)
     os.environ[asgi.PUBLIC_URL_VAR] = args.public_url or ""
     os.environ[asgi.THREADS_VAR] = str(args.threads)
+    os.environ[asgi.READ_ONLY_VAR] = "1" if args.read_only else ""
     os.environ[asgi.CACHE_DIR_VAR] = str(args.cache_dir.absolute()) if args.cache_dir else ""
     scheme = "https" if args.tls_cert else "http"
     print(f"dss: serving {store} on {scheme}://{args.host}:{args.port} "

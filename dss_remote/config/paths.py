@@ -44,6 +44,23 @@ DEDUP_LOCK = "dss/locks/dedup.lock"
 #: held while `dss serve` counts a user's subscriptions and adds one (the per-user limit)
 SUBSCRIPTIONS_LOCK = "dss/locks/subscriptions.lock"
 
+#: files deposited over the write API and not yet in a bundle (`PUT /v1/files`): `objects/<key>`
+#: (content, 0444, by SHA256E key) and `records/<file uuid>/<version>.json` (what each file version
+#: is); never mirrored (a key reaches the mirrors when a bundle takes it into a dataset)
+FILE_POOL = "dss/files"
+#: direct uploads in progress (the tus protocol): `<upload id>.part` and `<upload id>.json`;
+#: never mirrored, removed when finished into the file pool or older than the leftover age
+UPLOADS = "dss/tmp/uploads"
+#: scratch repositories of the write API (a bundle's commit is built there, then moved into
+#: the dataset's bare repo); never mirrored
+WRITE_TMP = "dss/tmp/write"
+#: a dataset's write lock for the write API, `<dataset id>.lock`
+WRITE_LOCKS = "dss/locks/write"
+#: collections (`/v1/collections`): `<uuid>/<version>.json`, each with its owner; never mirrored
+COLLECTIONS = "dss/collections"
+#: checkout jobs (`POST /v1/bundles/{uuid}/checkout`, `dss checkout`): `<job id>.json`; never mirrored
+CHECKOUT_JOBS = "dss/checkout"
+
 #: access control of `dss serve`: `tokens/<token id>.json` (only a hash of each secret, mode 0600),
 #: `issuers.json` (trusted JWT issuers), `acl.json` (who may read and write which dataset); never
 #: mirrored, never served

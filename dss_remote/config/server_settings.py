@@ -4,7 +4,10 @@ Fields (all optional): `cors_origins` (browser origins allowed to call the API, 
 `["https://portal.example.org"]`; none by default), `presign_seconds` (how long a presigned S3/GCS
 URL the server hands out lives; default 900, at most 43200) and `allow_private_callbacks`
 (subscription callbacks to loopback, private, link-local or metadata addresses; false by default:
-a callback URL must not be a way into the server's network; tests turn it on).
+a callback URL must not be a way into the server's network; tests turn it on),
+`staging_buckets` (the `s3://BUCKET` or `gs://BUCKET[/PREFIX]` a `PUT /v1/files` `source_url` may
+name; none by default, so only direct uploads are taken) and `checkout_dirs` (absolute directories
+of the server's file system a checkout may write under; none by default).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from ria_store.errors import ConfigError
 
 DEFAULT_PRESIGN_SECONDS = 900
 MAX_PRESIGN_SECONDS = 43200
-_FIELDS = {"cors_origins", "presign_seconds", "allow_private_callbacks"}
+_FIELDS = {"cors_origins", "presign_seconds", "allow_private_callbacks", "staging_buckets",
+           "checkout_dirs"}
 
 
 @dataclass(frozen=True)
@@ -27,13 +31,16 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()
     presign_seconds: int = DEFAULT_PRESIGN_SECONDS
     allow_private_callbacks: bool = False
+    staging_buckets: tuple[str, ...] = ()
+    checkout_dirs: tuple[str, ...] = ()
 
     def is_default(self) -> bool:
         return self == ServerSettings()
 
     def to_json(self) -> dict[str, Any]:
         return {"cors_origins": list(self.cors_origins), "presign_seconds": self.presign_seconds,
-                "allow_private_callbacks": self.allow_private_callbacks}
+                "allow_private_callbacks": self.allow_private_callbacks,
+                "staging_buckets": list(self.staging_buckets), "checkout_dirs": list(self.checkout_dirs)}
 
 
 def parse_server(value: Any, where: str) -> ServerSettings:
@@ -61,4 +68,33 @@ def parse_server(value: Any, where: str) -> ServerSettings:
     private = value.get("allow_private_callbacks", False)
     if not isinstance(private, bool):
         raise ConfigError(f"{where}: server.allow_private_callbacks must be true or false")
-    return ServerSettings(tuple(o.rstrip("/") for o in origins), seconds, private)
+    return ServerSettings(tuple(o.rstrip("/") for o in origins), seconds, private,
+                          _staging(value.get("staging_buckets", []), where),
+                          _checkout_dirs(value.get("checkout_dirs", []), where))
+
+
+def _strings(value: Any, name: str, where: str, example: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: server.{name} must be a list like [{example!r}]")
+    return value
+
+
+def _staging(value: Any, where: str) -> tuple[str, ...]:
+    out = []
+    for url in _strings(value, "staging_buckets", where, "s3://my-staging-bucket"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("s3", "gs") or not parts.netloc or parts.query or parts.fragment:
+            raise ConfigError(f"{where}: server.staging_buckets entry {url!r} is not s3://BUCKET[/PREFIX] "
+                              "or gs://BUCKET[/PREFIX]")
+        out.append(url.rstrip("/"))
+    return tuple(out)
+
+
+def _checkout_dirs(value: Any, where: str) -> tuple[str, ...]:
+    out = []
+    for path in _strings(value, "checkout_dirs", where, "/scratch/checkouts"):
+        if not path.startswith("/") or "/../" in path + "/" or "\0" in path:
+            raise ConfigError(f"{where}: server.checkout_dirs entry {path!r} must be an absolute "
+                              "directory without `..`")
+        out.append(path.rstrip("/") or "/")
+    return tuple(out)

@@ -15,11 +15,13 @@ from fastapi import FastAPI
 
 from ..access.store_gate import StoreGate
 from .app import create_app
-from .serve_env import CACHE_DIR_VAR, DEFAULT_THREADS, PUBLIC_URL_VAR, STORE_VAR, THREADS_VAR
+from .serve_env import (CACHE_DIR_VAR, DEFAULT_THREADS, PUBLIC_URL_VAR, READ_ONLY_VAR, STORE_VAR,
+                        THREADS_VAR)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CACHE_DIR_VAR", "DEFAULT_THREADS", "PUBLIC_URL_VAR", "STORE_VAR", "THREADS_VAR", "app"]
+__all__ = ["CACHE_DIR_VAR", "DEFAULT_THREADS", "PUBLIC_URL_VAR", "READ_ONLY_VAR", "STORE_VAR", "THREADS_VAR",
+           "app"]
 
 
 def app() -> FastAPI:
@@ -28,4 +30,5 @@ def app() -> FastAPI:
     cache = os.environ.get(CACHE_DIR_VAR)
     return create_app(store, StoreGate(store), public_url=os.environ.get(PUBLIC_URL_VAR) or None,
                       cache_dir=Path(cache) if cache else None,
-                      threads=int(os.environ.get(THREADS_VAR) or DEFAULT_THREADS))
+                      threads=int(os.environ.get(THREADS_VAR) or DEFAULT_THREADS),
+                      read_only=os.environ.get(READ_ONLY_VAR) == "1")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
+from . import spec_checkout, spec_collections, spec_writes
+
 
 def server_version() -> str:
     """The installed dss-remote's version (the server may not import the package root)."""
@@ -109,6 +111,15 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _merged(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Path items of several modules: a path two modules describe gets the methods of both."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for path, item in part.items():
+            out.setdefault(path, {}).update(item)
+    return out
+
+
 def build(api_url: str) -> dict[str, Any]:
     """The spec of a server whose API is at `api_url` (absolute, ending in `/v1`)."""
     return {
@@ -116,6 +127,6 @@ def build(api_url: str) -> dict[str, Any]:
         "info": {"title": "dss-remote: HCA Data Store API", "version": server_version(),
                  "description": DESCRIPTION},
         "servers": [{"url": api_url}],
-        "paths": _paths(),
+        "paths": _merged(_paths(), spec_writes.paths(), spec_collections.paths(), spec_checkout.paths()),
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
