@@ -69,12 +69,16 @@ class GateDouble:
     def may_read(self, who: Identity | None, dataset_id: str) -> bool:
         if dataset_id in self.public or self.is_admin(who):
             return True
-        return who is not None and bool(who.groups & self.readers.get(dataset_id, set()))
+        return who is not None and (bool(who.groups & self.readers.get(dataset_id, set()))
+                                    or self.may_write(who, dataset_id))  # a writer may also read
 
     def may_write(self, who: Identity | None, dataset_id: str) -> bool:
         if self.is_admin(who):
             return True
-        return who is not None and bool(who.groups & self.writers.get(dataset_id, set()))
+        return who is not None and bool((who.groups | {f"user:{who.user}"}) & self.writers.get(dataset_id, set()))
+
+    def grant_creator(self, who: Identity, dataset_id: str) -> None:
+        self.writers.setdefault(dataset_id, set()).add(f"user:{who.user}")
 
     def may_create(self, who: Identity | None) -> bool:
         return self.is_admin(who) or (who is not None and bool(who.groups & self.creators))

@@ -14,4 +14,5 @@ from dss_remote.server.app import create_app
 
 def app() -> FastAPI:
     return create_app(Path(os.environ["DSS_TEST_STORE"]), GateDouble.from_env(),
-                      public_url=os.environ.get("DSS_TEST_PUBLIC_URL") or None)
+                      public_url=os.environ.get("DSS_TEST_PUBLIC_URL") or None,
+                      read_only=os.environ.get("DSS_TEST_READ_ONLY") == "1")

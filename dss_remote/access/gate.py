@@ -49,6 +49,9 @@ class Gate(Protocol):
     def may_create(self, who: Identity | None) -> bool:
         """Whether `who` may create a new dataset (a bundle with a new uuid) over the write API."""
 
+    def grant_creator(self, who: Identity, dataset_id: str) -> None:
+        """Let the user who created a dataset over the write API write (so read) it from now on."""
+
     def is_admin(self, who: Identity | None) -> bool:
         """Whether `who` is in the store's admin group (may do everything)."""
 

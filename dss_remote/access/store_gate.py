@@ -70,8 +70,14 @@ class StoreGate:
         return self._acl.get().may_write(who, dataset_id)
 
     def may_create(self, who: Identity | None) -> bool:
-        """Whether `who` may create datasets (not part of the Gate yet: a later issue's)."""
         return self._acl.get().may_create(who)
+
+    def grant_creator(self, who: Identity, dataset_id: str) -> None:
+        """`user:NAME` joins the dataset's write entries (the effective ones, defaults included)."""
+        entry = f"user:{who.user}"
+        write = list(self._acl.get().rule(dataset_id).write or ())
+        if entry not in write:
+            acl.set_dataset(self.store_root, dataset_id, write=[*write, entry])
 
     def is_admin(self, who: Identity | None) -> bool:
         return self._acl.get().is_admin(who)

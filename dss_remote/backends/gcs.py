@@ -373,6 +373,21 @@ class GcsBackend(Backend):
         self._bucket_exists = True
         return _object_info(relpath, blob)
 
+    def declared_checksums(self, relpath: str, prefix: str = "hca-dss-") -> dict[str, str]:
+        """What the uploader declared about an object, not verified: its custom metadata named
+        `prefix` + NAME, as {NAME: value}; a missing object is NotFoundError."""
+        key = self._key(relpath)
+        try:
+            blob = self._bucket().blob(key)
+            blob.reload(timeout=self.timeout, retry=self._retry)
+        except gexc.NotFound as e:
+            self._check_bucket()
+            raise NotFoundError(f"replica {self.url}: {relpath} not found") from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+        return {str(k)[len(prefix):]: str(v) for k, v in (blob.metadata or {}).items()
+                if str(k).startswith(prefix)}
+
     def presign_get(self, relpath: str, seconds: int) -> str:
         """A V4 signed GET URL of the object. Signing needs a private key: a service-account key
         (DSS_GCS_SIGNING_KEY, else ADC's own), or on GCE/GKE the VM's service account through

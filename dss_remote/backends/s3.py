@@ -368,6 +368,27 @@ class S3Backend(Backend):
         self._bucket_exists = True
         return _object_info(relpath, head)
 
+    def declared_checksums(self, relpath: str, prefix: str = "hca-dss-") -> dict[str, str]:
+        """What the uploader declared about an object, not verified: its tags and user metadata
+        named `prefix` + NAME, as {NAME: value} (tags win). The `hca upload` flow tags a staged
+        object with `hca-dss-sha256` and the rest; a missing object is NotFoundError."""
+        key = self._key(relpath)
+        try:
+            head = self._client().head_object(Bucket=self.bucket, Key=key)
+            tags = self._client().get_object_tagging(Bucket=self.bucket, Key=key).get("TagSet", [])
+        except bce.ClientError as e:
+            if str(e.response.get("Error", {}).get("Code", "")) in _MISSING_CODES:
+                self._check_bucket()
+                raise NotFoundError(f"replica {self.url}: {relpath} not found") from e
+            raise self._error(e, "read", relpath) from e
+        except _SDK_ERRORS as e:
+            raise self._error(e, "read", relpath) from e
+        out = {str(k)[len(prefix):]: str(v) for k, v in (head.get("Metadata") or {}).items()
+               if str(k).startswith(prefix)}
+        out.update({str(t["Key"])[len(prefix):]: str(t["Value"]) for t in tags
+                    if str(t.get("Key", "")).startswith(prefix)})
+        return out
+
     def presign_get(self, relpath: str, seconds: int) -> str:
         """A presigned GET of the object (SigV4, signed locally with this backend's credentials:
         no request is made; the URL works only as long as they do, so temporary role credentials

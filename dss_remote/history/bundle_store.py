@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -178,12 +179,27 @@ def _is_recorded(log: list[LogEntry], ref: str, commit: str, rebuilt: bool) -> b
         rebuilt and any(e.ref == ref and e.commit == commit for e in log))
 
 
+class VersionRefused(DssError):
+    """A version id a writer chose that cannot be recorded (exists, or not after the newest)."""
+
+
+def lock(store_root: Path, dsid: str) -> FileLock:
+    """The lock that serialises recording a dataset's versions (held by `record` unless the
+    caller holds it already and says so with `lock_held`)."""
+    return FileLock(bundles_dir(store_root, dsid) / _LOCK)
+
+
 def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | None = None,
-           now: datetime | None = None, rebuilt: bool = False) -> Recorded | None:
+           now: datetime | None = None, rebuilt: bool = False, version: str | None = None,
+           identities: Mapping[str, Mapping[str, Any]] | None = None,
+           lock_held: bool = False) -> Recorded | None:
     """Record `ref` (at `commit`, default its current head) as a new bundle version.
 
     None when that commit is already recorded for the branch (nothing moved). `rebuilt` versions,
     made later from the reflog by `dss sync`, carry the push time `now` and never become the head.
+    `version` is one a writer of the DSS API chose: it must be new and after the dataset's newest
+    (VersionRefused otherwise). `identities` adds fields to the rows of some paths (the DSS file
+    uuid and version a writer gave them); later versions keep them while the path is unchanged.
     """
     commit = commit or bare_repo.rev_parse(repo, ref)
     if commit is None:
@@ -193,22 +209,33 @@ def record(store_root: Path, dsid: str, repo: Path, ref: str, *, commit: str | N
     # first without the lock: nothing to record needs no write (a store this user may only read)
     if _is_recorded(read_log(store_root, dsid), ref, commit, rebuilt):
         return None
-    with FileLock(directory / _LOCK):
+    with contextlib.nullcontext() if lock_held else lock(store_root, dsid):
         log = read_log(store_root, dsid)
         if _is_recorded(log, ref, commit, rebuilt):
             return None
         all_versions = versions(store_root, dsid)
-        when = now or times.now()
-        latest = all_versions[-1] if all_versions and not rebuilt else None
-        version = bundles.next_version(when, latest)
-        while version in all_versions:  # a rebuilt version may land on an existing time
-            version = bundles.next_version(bundles.parse_version(version), version)
+        if version is not None:
+            bundles.parse_version(version)
+            if all_versions and version <= all_versions[-1]:
+                raise VersionRefused(f"version {version} of dataset {dsid} is not after its newest "
+                                     f"version {all_versions[-1]}; a new version needs a later time")
+        else:
+            when = now or times.now()
+            latest = all_versions[-1] if all_versions and not rebuilt else None
+            version = bundles.next_version(when, latest)
+            while version in all_versions:  # a rebuilt version may land on an existing time
+                version = bundles.next_version(bundles.parse_version(version), version)
         earlier = [e for e in log if e.ref == ref and e.version < version]
         parent_version = max(earlier, key=lambda e: e.version).version if earlier else None
         # A branch's first version diffs against the dataset's newest one (a new branch mostly
         # shares its tree with another); its changed paths are then all of its files.
         base = parent_version or (all_versions[-1] if all_versions else None)
         files, changed = _rows(store_root, dsid, repo, commit, base)
+        if identities:
+            for row in files:
+                extra = identities.get(str(row["path"]))
+                if extra is not None:
+                    row.update(extra)
         if parent_version is None:
             changed = bundles.changed_paths(None, files)
         manifest = bundles.build_manifest(

@@ -14,8 +14,18 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from ..access.gate import Gate
 from ..config.store_config import read_config
-from . import (bundles_api, checkout_api, collections_api, errors, events_api, files_api, health, meta_api,
-               uploads_api, write_api)
+from . import (
+    bundles_api,
+    checkout_api,
+    collections_api,
+    errors,
+    events_api,
+    files_api,
+    health,
+    meta_api,
+    uploads_api,
+    write_api,
+)
 from .file_index import FileIndex
 from .ria_tree import router as ria_tree_router
 from .subscriptions_api import router as subscriptions_router

@@ -15,8 +15,7 @@ from fastapi import FastAPI
 
 from ..access.store_gate import StoreGate
 from .app import create_app
-from .serve_env import (CACHE_DIR_VAR, DEFAULT_THREADS, PUBLIC_URL_VAR, READ_ONLY_VAR, STORE_VAR,
-                        THREADS_VAR)
+from .serve_env import CACHE_DIR_VAR, DEFAULT_THREADS, PUBLIC_URL_VAR, READ_ONLY_VAR, STORE_VAR, THREADS_VAR
 
 logger = logging.getLogger(__name__)
 

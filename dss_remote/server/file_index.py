@@ -36,7 +36,7 @@ from .errors import ApiError, NeedsThread
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = 3
+SCHEMA = 4
 _CURRENT = "current"
 _LOCK = "build.lock"
 _DDL = """
@@ -364,6 +364,17 @@ class FileIndex:
                 continue
             path, content = str(row["path"]), dss_mapping.content_id(row)
             fuuid = dss_mapping.file_uuid(dsid, path)
+            given = row.get("file_uuid"), row.get("file_version")
+            if isinstance(given[0], str) and isinstance(given[1], str):
+                # a writer of the DSS API named this file version (bundle_commit's identities)
+                fuuid, fversion = given
+                if known.get((path, content)) is None:
+                    known[(path, content)] = fversion
+                new_contents.append((fuuid, fversion, dsid, path, content, str(row["type"]),
+                                     int(row.get("size") or 0),
+                                     str(row.get("content_type") or "application/octet-stream")))
+                listed.append((dsid, version, len(listed), fuuid, fversion))
+                continue
             fversion = known.get((path, content))
             if fversion is None:
                 # a path's file version: the first bundle version in which it had this content

@@ -1,0 +1,84 @@
+"""Content a producer staged in a bucket (`s3://` or `gs://`), fetched for the file pool.
+
+Only the buckets (and prefixes) the store's `server.staging_buckets` names are read: a
+`source_url` must never make the server read what its caller may not (another bucket the
+server's credentials reach). The object is streamed to a temp file under the store, its
+declared `hca-dss-*` checksums (tags or metadata) are read beside it; file_pool.deposit then
+checks them against the bytes. Credentials are the server's own (boto3's chain, Google ADC).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ria_store.errors import DssError, NotFoundError
+
+from ..backends.base import check_relpath
+from ..backends.gcs import GcsBackend
+from ..backends.s3 import S3Backend
+from .file_pool import staging_file
+
+logger = logging.getLogger(__name__)
+
+
+class SourceNotAllowed(DssError):
+    """A source_url the store's config does not allow, or that is not a bucket object."""
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A fetched staged object: the local copy, its object name and declared checksums."""
+
+    path: Path
+    name: str
+    declared: dict[str, str]
+    content_type: str | None
+
+
+def check_source(url: str, allowed: Sequence[str]) -> tuple[str, str, str]:
+    """(scheme, bucket, object key) of `url` if one of the `allowed` bucket prefixes holds it."""
+    parts = urlsplit(url)
+    key = unquote(parts.path.lstrip("/"))
+    if parts.scheme not in ("s3", "gs") or not parts.netloc or not key or parts.query or parts.fragment:
+        raise SourceNotAllowed(f"source_url {url!r} is not an s3://BUCKET/KEY or gs://BUCKET/KEY object")
+    try:
+        check_relpath(key)
+    except DssError as e:
+        raise SourceNotAllowed(f"source_url {url!r}: {e}") from e
+    for entry in allowed:
+        p = urlsplit(entry)
+        prefix = p.path.strip("/")
+        if p.scheme == parts.scheme and p.netloc == parts.netloc and (
+                not prefix or key.startswith(prefix + "/")):
+            return parts.scheme, parts.netloc, key
+    named = ", ".join(allowed) or "none"
+    raise SourceNotAllowed(f"source_url {url!r} is outside this store's staging buckets ({named}); "
+                           "stage the file in one of them, or ask an admin to add the bucket to "
+                           "server.staging_buckets in dss/config.json")
+
+
+def fetch(root: Path, url: str, allowed: Sequence[str]) -> Staged:
+    """Stream the staged object to a temp file under the store; NotFoundError, AccessError or
+    UnavailableError (one line, naming the bucket) when it cannot be read."""
+    scheme, bucket, key = check_source(url, allowed)
+    backend = S3Backend(f"s3://{bucket}") if scheme == "s3" else GcsBackend(f"gs://{bucket}")
+    fd, path = staging_file(root, "staged")
+    try:
+        try:
+            declared = backend.declared_checksums(key)
+            backend.get_file(key, fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except NotFoundError as e:
+        path.unlink(missing_ok=True)
+        raise NotFoundError(f"source_url {url}: no such object ({e}); stage it first") from e
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return Staged(path, key.rsplit("/", 1)[-1], declared, None)
