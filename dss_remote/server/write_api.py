@@ -104,7 +104,7 @@ def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
     params.replica(request)
     version = _version_required(request)
     who = signed_in(request, caller(request), "depositing a file")
-    _fields(body, {"creator_uid", "source_url", "content_type"})
+    _fields(body, {"creator_uid", "source_url", "content_type", "bundle_uuid"})
     source = body.get("source_url")
     if not isinstance(source, str) or not source:
         raise _bad("source_url is required: s3://BUCKET/KEY, gs://BUCKET/KEY, or the URL of a finished "
