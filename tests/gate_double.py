@@ -75,7 +75,8 @@ class GateDouble:
     def may_write(self, who: Identity | None, dataset_id: str) -> bool:
         if self.is_admin(who):
             return True
-        return who is not None and bool((who.groups | {f"user:{who.user}"}) & self.writers.get(dataset_id, set()))
+        mine = who.groups | {f"user:{who.user}"} if who is not None else set()
+        return who is not None and bool(mine & self.writers.get(dataset_id, set()))
 
     def grant_creator(self, who: Identity, dataset_id: str) -> None:
         self.writers.setdefault(dataset_id, set()).add(f"user:{who.user}")

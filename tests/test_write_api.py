@@ -5,7 +5,6 @@ written, `dss bundles list` and `dss events` seeing the client's version."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import uuid as uuidlib
 from pathlib import Path
@@ -42,14 +41,17 @@ def upload(url: str, data: bytes, headers: dict[str, str] = ALICE, *, cut: int |
     for part in parts:
         head = requests.head(location, headers=headers | TUS, timeout=30)
         assert head.status_code == 200
+        at = head.headers["Upload-Offset"]
         patch = requests.patch(location, data=part, timeout=60, headers=headers | TUS | {
-            "Content-Type": "application/offset+octet-stream", "Upload-Offset": head.headers["Upload-Offset"]})
+            "Content-Type": "application/offset+octet-stream", "Upload-Offset": at})
         assert patch.status_code == 204, patch.text
-    assert requests.head(location, headers=headers | TUS, timeout=30).headers["Upload-Offset"] == str(len(data))
+    assert requests.head(location, headers=headers | TUS,
+                         timeout=30).headers["Upload-Offset"] == str(len(data))
     return location
 
 
-def put_file(url: str, source: str, headers: dict[str, str] = ALICE, **extra: Any) -> tuple[str, str, requests.Response]:
+def put_file(url: str, source: str, headers: dict[str, str] = ALICE, **extra: Any) -> tuple[str, str,
+                                                                                            requests.Response]:
     fuuid, fversion = str(uuidlib.uuid4()), version()
     res = requests.put(f"{url}/v1/files/{fuuid}?version={fversion}", headers=headers, timeout=60,
                        json={"creator_uid": 7, "source_url": source} | extra)
@@ -106,7 +108,8 @@ def test_upload_put_files_and_bundle_then_datalad_clones_and_gets_it(store: Path
     assert bundle_store.versions(store, buuid) == [bversion]
     clone = tmp_path / "clone"
     run("datalad", "-l", "error", "clone", f"ria+file://{store}#{buuid}", clone)
-    assert run("git", "config", "-f", ".datalad/config", "datalad.dataset.id", cwd=clone).stdout.strip() == buuid
+    assert run("git", "config", "-f", ".datalad/config", "datalad.dataset.id",
+               cwd=clone).stdout.strip() == buuid
     run("datalad", "-l", "error", "get", ".", cwd=clone)
     for name, data in contents.items():
         assert (clone / name).read_bytes() == data, name

@@ -10,8 +10,8 @@ import json
 import os
 from pathlib import Path
 
-from api_server import api_server
 import pytest
+from api_server import api_server
 from cloud_servers import LoopbackServer, _unique_bucket, s3_admin_client
 from conftest import dss, require_tool, run, write_files
 from cryptography.hazmat.primitives import serialization
@@ -30,9 +30,9 @@ FILES = {"sample.json": b'{"species": "mouse", "organ": "cortex"}\n',
          "reads/r1.fastq.gz": os.urandom(200_000), "notes.txt": b"from the instrument\n"}
 
 
+@pytest.mark.usefixtures("s3_env")
 def test_hca_upload_makes_a_dataset_datalad_clones_and_gets(hca_venv: Path, tmp_path: Path, store: Path,
                                                             s3_server: LoopbackServer,
-                                                            s3_env: dict[str, str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     require_tool("datalad")
     bucket = _unique_bucket()
@@ -41,7 +41,8 @@ def test_hca_upload_makes_a_dataset_datalad_clones_and_gets(hca_venv: Path, tmp_
     cfg = read_config(store)
     write_config(store, dataclasses.replace(cfg, server=ServerSettings(staging_buckets=(f"s3://{bucket}",))))
     key = rsa_key("0123456789abcdef0123456789abcdef01234567")
-    issuers.add(store, make_issuer(SERVICE_ACCOUNT, HCA_AUDIENCE, jwks=jwks(key), groups_claim=HCA_GROUP_CLAIM))
+    issuers.add(store, make_issuer(SERVICE_ACCOUNT, HCA_AUDIENCE, jwks=jwks(key),
+                                   groups_claim=HCA_GROUP_CLAIM))
     acl.set_default(store, create=["hca"])
     credentials = tmp_path / "service-account.json"
     pem = key.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, pack, gc, dedup, bundles, events,
            subscribe, deliver, demo, token, auth, acl, serve)
+_GROUPS = (*_GROUPS, __import__(f"{__name__}.checkout", fromlist=["register"]))  # type: ignore[assignment]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,9 +39,12 @@ def format_version(when: datetime) -> str:
 
 def parse_version(text: str) -> datetime:
     """The UTC time a version id names; DssError if it is not one."""
-    if not _VERSION_RE.fullmatch(text):
-        raise DssError(f"bad bundle version {text!r}: expected UTC time like 2026-11-22T031533.123456Z")
-    return times.parse_compact(text)
+    if _VERSION_RE.fullmatch(text):
+        try:
+            return times.parse_compact(text)
+        except ValueError:  # the right shape, not a time (month 13, hour 25)
+            pass
+    raise DssError(f"bad bundle version {text!r}: expected UTC time like 2026-11-22T031533.123456Z")
 
 
 def next_version(now: datetime, latest: str | None) -> str:

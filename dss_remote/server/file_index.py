@@ -364,10 +364,10 @@ class FileIndex:
                 continue
             path, content = str(row["path"]), dss_mapping.content_id(row)
             fuuid = dss_mapping.file_uuid(dsid, path)
-            given = row.get("file_uuid"), row.get("file_version")
-            if isinstance(given[0], str) and isinstance(given[1], str):
+            given_uuid, given_version = row.get("file_uuid"), row.get("file_version")
+            if isinstance(given_uuid, str) and isinstance(given_version, str):
                 # a writer of the DSS API named this file version (bundle_commit's identities)
-                fuuid, fversion = given
+                fuuid, fversion = given_uuid, given_version
                 if known.get((path, content)) is None:
                     known[(path, content)] = fversion
                 new_contents.append((fuuid, fversion, dsid, path, content, str(row["type"]),
@@ -375,13 +375,15 @@ class FileIndex:
                                      str(row.get("content_type") or "application/octet-stream")))
                 listed.append((dsid, version, len(listed), fuuid, fversion))
                 continue
-            fversion = known.get((path, content))
-            if fversion is None:
+            found = known.get((path, content))
+            if found is None:
                 # a path's file version: the first bundle version in which it had this content
                 fversion = known[(path, content)] = version
                 new_contents.append((fuuid, fversion, dsid, path, content, str(row["type"]),
                                      int(row.get("size") or 0),
                                      str(row.get("content_type") or "application/octet-stream")))
+            else:
+                fversion = found
             listed.append((dsid, version, len(listed), fuuid, fversion))
         db.executemany("INSERT OR IGNORE INTO contents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", new_contents)
         if dead:  # its contents name file versions that later versions share; nothing else

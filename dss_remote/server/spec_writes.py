@@ -56,7 +56,8 @@ def paths() -> dict[str, Any]:
                                   "bundle_uuid": {"type": "string"}, "content_type": {"type": "string"}},
                                  ["creator_uid", "source_url"]),
             "responses": {"200": _json("The identical file version exists."),
-                          "201": _json("Deposited: {version}."), **_errors(400, 401, 403, 404, 409, 422, 503)}}},
+                          "201": _json("Deposited: {version}."), **_errors(400, 401, 403, 404, 409,
+                                                                           422, 503)}}},
         "/bundles/{uuid}": {
             "put": {"summary": "Write a bundle version holding exactly these files (a new dataset for a "
                                "new uuid).",

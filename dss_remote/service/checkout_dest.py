@@ -24,6 +24,8 @@ import logging
 import os
 import shutil
 import stat
+import threading
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -220,7 +222,7 @@ class DirDestination(Destination):
     def put_file(self, src: Path, name: str, meta: Mapping[str, str], progress: Progress | None = None
                  ) -> None:
         dirs, leaf = self._split(name)
-        tmp = f"{TMP_PREFIX}{os.getpid()}-{leaf[:40]}"
+        tmp = f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
         try:
             with self._dir(dirs, create=True) as fd:
                 assert fd is not None
@@ -250,25 +252,10 @@ def _s3_error(url: str, e: BaseException, op: str) -> DssError:
     """One line for an S3 failure at the destination, naming the fix."""
     from botocore import exceptions as bce  # noqa: PLC0415 - boto3 costs ~0.3 s to import
 
+    while not isinstance(e, bce.ClientError) and isinstance(e.__cause__ or e.__context__, BaseException):
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]  # boto3 wraps the service's answer
     if isinstance(e, bce.ClientError):
-        err = e.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in ("NoSuchBucket", "NotFound", "404") and op == "bucket":
-            return DestinationRefused(f"destination {url}: no such bucket; create it or name another")
-        if code == "NoSuchBucket":
-            return UnavailableError(f"destination {url}: the bucket is gone; create it and check out again")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return NotFoundError(f"{url}: not found")
-        if code in ("AccessDenied", "Forbidden", "403", "AllAccessDisabled") or status == 403:
-            need = {"write": "s3:PutObject", "bucket": "s3:ListBucket", "read": "s3:GetObject"}.get(op, "s3:*")
-            return AccessError(f"destination {url}: access denied on {op} (the server's AWS credentials need "
-                               f"{need} there: check the bucket policy or the server's AWS_PROFILE)")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-            return AccessError(f"destination {url}: the server's AWS credentials were rejected ({code}); "
-                               "check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of `dss serve`")
-        return UnavailableError(f"destination {url}: {op} failed ({code}: {one_line(err.get('Message', ''))}); "
-                                "try again later")
+        return _s3_service_error(url, e.response, op)
     if isinstance(e, (bce.NoCredentialsError, bce.PartialCredentialsError)):
         return AccessError(f"destination {url}: the server has no AWS credentials; set AWS_PROFILE or "
                            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for `dss serve`")
@@ -276,6 +263,28 @@ def _s3_error(url: str, e: BaseException, op: str) -> DssError:
         return UnavailableError(f"destination {url}: S3 endpoint unreachable ({one_line(e)}); check "
                                 "AWS_ENDPOINT_URL_S3 or the network")
     return UnavailableError(f"destination {url}: {op} failed ({type(e).__name__}: {one_line(e)})")
+
+
+def _s3_service_error(url: str, response: Mapping[str, Any], op: str) -> DssError:
+    """One line for an error answer of the S3 service."""
+    err = response.get("Error", {})
+    code = str(err.get("Code", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in ("NoSuchBucket", "NotFound", "404") and op == "bucket":
+        return DestinationRefused(f"destination {url}: no such bucket; create it or name another")
+    if code == "NoSuchBucket":
+        return UnavailableError(f"destination {url}: the bucket is gone; create it and check out again")
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return NotFoundError(f"{url}: not found")
+    if code in ("AccessDenied", "Forbidden", "403", "AllAccessDisabled") or status == 403:
+        need = {"write": "s3:PutObject", "bucket": "s3:ListBucket"}.get(op, "s3:GetObject")
+        return AccessError(f"destination {url}: access denied on {op} (the server's AWS credentials need "
+                           f"{need} there: check the bucket policy or the server's AWS_PROFILE)")
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+        return AccessError(f"destination {url}: the server's AWS credentials were rejected ({code}); "
+                           "check AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of `dss serve`")
+    msg = one_line(err.get("Message", ""))
+    return UnavailableError(f"destination {url}: {op} failed ({code}: {msg}); try again later")
 
 
 def _s3_endpoint_env() -> str | None:
@@ -292,16 +301,21 @@ class S3Destination(Destination):
         self.url, self.bucket, self.prefix = url, bucket, prefix
         self._client_obj: Any = None
         self._transfer: Any = None
+        self._lock = threading.Lock()
 
     def _client(self) -> Any:
+        with self._lock:
+            return self._make_client()
+
+    def _make_client(self) -> Any:
         if self._client_obj is None:
             import boto3  # noqa: PLC0415
             from boto3.s3.transfer import TransferConfig  # noqa: PLC0415
             from botocore.config import Config  # noqa: PLC0415
 
             endpoint = _s3_endpoint_env()
-            config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 5, "mode": "standard"},
-                            max_pool_connections=64,
+            config = Config(connect_timeout=5, read_timeout=60,
+                            retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=64,
                             s3={"addressing_style": "path"} if endpoint else None)
             self._client_obj = boto3.session.Session().client("s3", config=config)
             self._transfer = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART,
@@ -315,13 +329,13 @@ class S3Destination(Destination):
     def check(self) -> None:
         try:
             self._client().head_bucket(Bucket=self.bucket)
-        except Exception as e:  # noqa: BLE001 - mapped to one line, the SDK's own errors
+        except Exception as e:
             raise _s3_error(self.url, e, "bucket") from e
 
     def existing(self, name: str) -> Existing | None:
         try:
             head = self._client().head_object(Bucket=self.bucket, Key=self._key(name))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             err = _s3_error(self.url, e, "read")
             if isinstance(err, NotFoundError):
                 return None
@@ -335,23 +349,22 @@ class S3Destination(Destination):
         try:
             client.upload_file(str(src), self.bucket, self._key(name), ExtraArgs=extra, Config=self._transfer,
                                Callback=progress)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise _s3_error(self.url, e, "write") from e
 
     def copy_from(self, source: Backend, relpath: str, name: str, meta: Mapping[str, str]) -> bool:
-        if source.kind != "s3":
-            return False
+        from ..backends.s3 import S3Backend  # noqa: PLC0415 - boto3 costs ~0.3 s to import
+
         # the same service: the same endpoint (both AWS's own when neither names one)
-        if (getattr(source, "endpoint_url", None) or _s3_endpoint_env() or "").rstrip("/") != (
-                _s3_endpoint_env() or ""):
+        if not isinstance(source, S3Backend) or (
+                (source.endpoint_url or _s3_endpoint_env() or "").rstrip("/") != (_s3_endpoint_env() or "")):
             return False
-        prefix = str(getattr(source, "prefix", "") or "")
-        key = f"{prefix}/{relpath}" if prefix else relpath
+        key = f"{source.prefix}/{relpath}" if source.prefix else relpath
+        extra = {"Metadata": dict(meta), "MetadataDirective": "REPLACE"}
         try:
-            self._client().copy({"Bucket": str(getattr(source, "bucket")), "Key": key}, self.bucket,
-                                self._key(name), ExtraArgs={"Metadata": dict(meta), "MetadataDirective": "REPLACE"},
-                                Config=self._transfer)
-        except Exception as e:  # noqa: BLE001
+            self._client().copy({"Bucket": source.bucket, "Key": key}, self.bucket, self._key(name),
+                                ExtraArgs=extra, Config=self._transfer)
+        except Exception as e:
             raise _s3_error(self.url, e, "write") from e
         return True
 
@@ -392,7 +405,7 @@ class GcsDestination(Destination):
             else:
                 try:
                     client = storage.Client()
-                except Exception as e:  # noqa: BLE001 - google.auth's many errors
+                except Exception as e:
                     raise AccessError(f"destination {self.url}: no Google credentials for the server "
                                       f"({one_line(e)}); set GOOGLE_APPLICATION_CREDENTIALS") from e
             self._bucket_obj = client.bucket(self.bucket_name)
@@ -407,13 +420,13 @@ class GcsDestination(Destination):
             self._bucket().reload(timeout=30)
         except DssError:
             raise
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise _gcs_error(self.url, e, "bucket") from e
 
     def existing(self, name: str) -> Existing | None:
         try:
             blob = self._bucket().get_blob(self._key(name), timeout=30)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise _gcs_error(self.url, e, "read") from e
         if blob is None:
             return None
@@ -425,27 +438,26 @@ class GcsDestination(Destination):
         blob.metadata = dict(meta)
         try:
             blob.upload_from_filename(str(src), checksum="crc32c", timeout=120)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise _gcs_error(self.url, e, "write") from e
         if progress is not None:
             progress(os.stat(src).st_size)
 
     def copy_from(self, source: Backend, relpath: str, name: str, meta: Mapping[str, str]) -> bool:
-        if source.kind != "gcs":
-            return False
+        from ..backends.gcs import GcsBackend  # noqa: PLC0415 - google-cloud-storage costs ~0.5 s
+
         emulator = (os.environ.get("STORAGE_EMULATOR_HOST") or "").rstrip("/")
-        if (getattr(source, "endpoint_url", None) or emulator).rstrip("/") != emulator:
+        if not isinstance(source, GcsBackend) or (source.endpoint_url or emulator).rstrip("/") != emulator:
             return False
-        prefix = str(getattr(source, "prefix", "") or "")
-        key = f"{prefix}/{relpath}" if prefix else relpath
+        key = f"{source.prefix}/{relpath}" if source.prefix else relpath
         bucket = self._bucket()
-        src_blob = bucket.client.bucket(str(getattr(source, "bucket_name"))).blob(key)
+        src_blob = bucket.client.bucket(source.bucket_name).blob(key)
         dst = bucket.blob(self._key(name))
         dst.metadata = dict(meta)
         try:
             token, _done, _total = dst.rewrite(src_blob, timeout=120)
             while token is not None:
                 token, _done, _total = dst.rewrite(src_blob, token=token, timeout=120)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise _gcs_error(self.url, e, "write") from e
         return True
