@@ -81,6 +81,13 @@ def tree_listing(repo: Path, commit: str) -> dict[str, tuple[str, str]]:
     return listing
 
 
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob of `data` (sha1 object format)."""
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
 def _quote(path: str) -> bytes:
     """A path as fast-import takes it (C-style quoted when it needs to be)."""
     raw = path.encode("utf-8", "surrogateescape")

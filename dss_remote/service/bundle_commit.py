@@ -21,6 +21,7 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from ria_store import annex_branch, bare_repo, repo_write
@@ -218,11 +219,25 @@ def _commit(root: Path, dsid: str, repo: Path, files: Sequence[BundleFile], c: _
     branch = _branch(repo)
     names = {f.name for f in files}
     store_url = f"ria+file://{root}"
-    message = (f"[DSS] bundle version {version}\n\nWritten through the DSS API by "
+    message = (f"{_subject(version)}\n\nWritten through the DSS API by "
                f"{writer or 'an unknown writer'} (creator_uid {creator_uid}).\n")
+    identities = {f.name: {"file_uuid": f.file_uuid, "file_version": f.file_version,
+                           "content_type": f.content_type} for f in files}
     for _attempt in range(ATTEMPTS):
         tip = bare_repo.rev_parse(repo, branch)
         annex_tip = bare_repo.rev_parse(repo, _ANNEX)
+        if tip is not None and _written_earlier(repo, tip, version, files):
+            # a write of this version moved the branches, then died before recording it
+            # (a kill -9 of the server): record that commit, never a second one
+            with bundle_store.lock(root, dsid):
+                rec = bundle_store.record(root, dsid, repo, branch, commit=tip, version=version,
+                                          identities=identities, lock_held=True)
+            if rec is None:  # `dss sync` recorded it meanwhile, under a version of its own
+                other = [e.version for e in bundle_store.read_log(root, dsid) if e.commit == tip]
+                raise VersionConflict(f"bundle {dsid}: this write was recorded as version "
+                                      f"{', '.join(other)} by `dss sync` after an interruption; use it")
+            _publish(root, dsid, repo, rec)
+            return Written(dsid, version, tip, True, new_dataset)
         first = tip is None
         extra = _new_dataset_files(dsid) if first else {}
         if base_commit is None:  # PUT: the bundle's files, on the dataset's own machinery
@@ -236,8 +251,6 @@ def _commit(root: Path, dsid: str, repo: Path, files: Sequence[BundleFile], c: _
         annex = _annex_commit(repo, annex_tip, [f.key for f in files], storage=storage, dsid=dsid,
                               store_url=store_url, new=annex_tip is None)
         made = repo_write.write_commits(repo, [spec, annex], "dss <dss@localhost>", int(time.time()))
-        identities = {f.name: {"file_uuid": f.file_uuid, "file_version": f.file_version,
-                               "content_type": f.content_type} for f in files}
         with bundle_store.lock(root, dsid):
             newest = bundle_store.versions(root, dsid)
             if newest and version <= newest[-1]:  # a push recorded one meanwhile
@@ -249,12 +262,46 @@ def _commit(root: Path, dsid: str, repo: Path, files: Sequence[BundleFile], c: _
             except repo_write.RefMoved as e:
                 logger.info("dataset %s: %s; building again", dsid, e)
                 continue
+            pushed = _record_pushed_parent(root, dsid, repo, branch, tip=tip, version=version)
             rec = bundle_store.record(root, dsid, repo, branch, commit=made[branch], version=version,
                                       identities=identities, lock_held=True)
+        if pushed is not None:
+            _publish(root, dsid, repo, pushed)
         _publish(root, dsid, repo, rec)
         return Written(dsid, version, made[branch], True, new_dataset)
     raise VersionConflict(f"dataset {dsid} kept changing while version {version} was written "
                           f"({ATTEMPTS} attempts); retry the request")
+
+
+def _record_pushed_parent(root: Path, dsid: str, repo: Path, branch: str, *, tip: str | None,
+                          version: str) -> bundle_store.Recorded | None:
+    """A push that landed just before this write, whose hook has not recorded it yet, would never
+    be recorded: its hook, waiting for the lock we hold, finds the branch at our commit. Record it
+    here, as the version just before ours (under the recording lock, held by the caller)."""
+    if tip is None or any(e.commit == tip for e in bundle_store.read_log(root, dsid)):
+        return None
+    before = bundles.format_version(bundles.parse_version(version) - timedelta(microseconds=1))
+    known = bundle_store.versions(root, dsid)
+    if known and before <= known[-1]:
+        logger.warning("dataset %s: pushed commit %s left unrecorded (no version id between %s and %s); "
+                       "`dss sync` records it", dsid, tip[:12], known[-1], version)
+        return None
+    return bundle_store.record(root, dsid, repo, branch, commit=tip, version=before, lock_held=True)
+
+
+def _subject(version: str) -> str:
+    return f"[DSS] bundle version {version}"
+
+
+def _written_earlier(repo: Path, tip: str, version: str, files: Sequence[BundleFile]) -> bool:
+    """Whether `tip` is this very version, written by an earlier attempt: its subject names the
+    version and its tree holds each of `files` as the symlink to its key."""
+    subject = repo_write._run(repo, "log", "-1", "--format=%s", tip).decode().strip()
+    if subject != _subject(version):
+        return False
+    listing = repo_write.tree_listing(repo, tip)
+    return all(listing.get(f.name) == (_SYMLINK, repo_write.blob_id(
+        annex_branch.symlink_target(f.name, f.key).encode())) for f in files)
 
 
 def _branch(repo: Path) -> str:
