@@ -193,7 +193,9 @@ def test_version_spec_and_docs_page(pushed: Pushed, tmp_path: Path) -> None:
     assert spec["servers"][0]["url"] == "http://testserver/v1"
     assert spec["info"]["description"]
     assert "206" in spec["paths"]["/bundles/{uuid}"]["get"]["responses"]
-    assert set(spec["paths"]["/files/{uuid}"]) == {"get", "head"}
+    assert set(spec["paths"]["/files/{uuid}"]) == {"get", "head", "put"}
+    assert set(spec["paths"]["/bundles/{uuid}"]) == {"get", "put", "patch", "delete"}
+    assert spec["paths"]["/files/{uuid}"]["put"]["security"] == [{"bearer": []}]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "v1/swagger.json" in docs.text
     assert "https://" not in docs.text, "the docs page loads nothing from elsewhere"

@@ -118,3 +118,21 @@ def test_upload_put_files_and_bundle_then_datalad_clones_and_gets_it(store: Path
     assert code == 0 and bversion in out, out + err
     code, out, err = dss("events", store)
     assert code == 0 and bversion in out, out + err
+
+
+def test_a_deposited_file_is_served_to_its_depositor_before_any_bundle_holds_it(store: Path,
+                                                                               tmp_path: Path) -> None:
+    data = b'{"deposited": true}\n'
+    with api_server(store, SPEC, tmp_path / "srv") as srv:
+        fuuid, fversion, res = put_file(srv.url, upload(srv.url, data), content_type="application/json")
+        assert res.status_code == 201, res.text
+        url = f"{srv.url}/v1/files/{fuuid}?version={fversion}"
+        got = requests.get(url, headers=ALICE, timeout=30)
+        assert got.status_code == 200 and got.content == data
+        assert got.headers["X-DSS-SHA256"] == hashlib.sha256(data).hexdigest()
+        assert got.headers["X-DSS-CREATOR-UID"] == "7" and got.headers["content-type"] == "application/json"
+        head = requests.head(f"{srv.url}/v1/files/{fuuid}", headers=ALICE, timeout=30)
+        assert head.status_code == 200 and head.headers["X-DSS-VERSION"] == fversion
+        for other in (BOB, {}):  # to anyone else it does not exist
+            assert requests.get(url, headers=other, timeout=30).status_code == 404
+        assert requests.get(url, headers=ADMIN, timeout=30).content == data

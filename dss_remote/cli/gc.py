@@ -6,6 +6,7 @@ import argparse
 import functools
 import json
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..history import events, references
 from ..hook.publish import publish
 from ..replication.gc import GcResult, collect, write_report
 from ..replication.store_replicas import open_store_replicas
+from ..service import pool_gc
 from ..webhooks import outbox
 from .common import age, each_dataset, named_dataset, progress
 
@@ -29,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "bundle version and no branch or tag of the bare repository references, and whose copy in "
         "the store is older than the grace period. Keys inside the archive are dropped by writing "
         "a new archive without them. A real run writes a report under dss/gc/ and a keys.collected "
-        "event per dataset.")
+        "event per dataset. Without --dataset it also empties the write API's file pool of deposits "
+        "and unfinished direct uploads older than the grace period.")
     p.add_argument("store", type=Path, help="directory of the store")
     p.add_argument("--dataset", metavar="ID|~ALIAS", help="only this dataset (default: every dataset)")
     p.add_argument("--grace", default=DEFAULT_GRACE, metavar="AGE",
@@ -55,18 +58,23 @@ def _gc(args: argparse.Namespace) -> int:
                                dry_run=args.dry_run, progress=tick)
 
         results, failed = each_dataset(dsids, one)
+    # the file pool is the store's, not a dataset's: collected when the whole store is
+    pool = None if args.dataset else pool_gc.collect(store.path, grace, dry_run=args.dry_run, now=time.time())
     report = None
     if not args.dry_run and any(r.collected for r in results):
         report = write_report(store.path, results)
         _announce(store.path, [r for r in results if r.collected], report)
     if args.json:
         print(json.dumps({"report": str(report) if report else None,
-                          "datasets": [r.to_json() for r in results], "failed": failed}, indent=1))
+                          "datasets": [r.to_json() for r in results], "failed": failed,
+                          "file_pool": pool.to_json() if pool else None}, indent=1))
     else:
         for r in results:
             print(r.line())
             for c in r.collected if args.dry_run else ():
                 print(f"  {c.key}\t{c.size}\t{','.join(c.loose_on + (['archive'] if c.archived else []))}")
+        if pool is not None:
+            print(pool.line())
         if report:
             print(f"report: {report}")
     for r in results:

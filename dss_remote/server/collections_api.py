@@ -23,7 +23,7 @@ from ria_store.errors import DssError, NotFoundError
 from ..access.gate import Identity
 from ..history import times
 from ..history.bundles import parse_version
-from ..service import collections
+from ..service import collections, file_pool
 from ..service.collections import MAX_ITEMS, TYPES, Collection, Item
 from . import params
 from .app_state import file_index, store_root
@@ -120,9 +120,16 @@ def _fields(body: object, known: tuple[str, ...], *, required: bool) -> dict[str
 # --- referential integrity -------------------------------------------------------------------------
 
 def _file_exists(request: Request, who: Identity, uuid: str, version: str) -> bool:
-    """Whether the file version exists and `who` may read its dataset."""
+    """Whether the file version exists for `who`: in a dataset they may read, or deposited by
+    them (PUT /v1/files) and not yet in a bundle."""
     found = file_index(request).file(uuid, version)
-    return found is not None and gate_of(request).may_read(who, found.dataset_id)
+    if found is not None and gate_of(request).may_read(who, found.dataset_id):
+        return True
+    try:
+        record = file_pool.lookup(store_root(request), uuid, version)
+    except DssError:
+        return False
+    return record is not None and (record.owner == who.user or gate_of(request).is_admin(who))
 
 
 def _bundle_exists(request: Request, who: Identity, uuid: str, version: str) -> bool:

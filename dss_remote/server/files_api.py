@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
+from ria_store.errors import DssError
+
+from ..access.gate import Identity
+from ..service import file_pool
 from . import content, dss_mapping, params
 from .app_state import file_index, store_root
-from .caller import caller, require_read
+from .caller import caller, gate_of, require_read
 from .errors import ApiError, NeedsThread
 from .file_checksums import checksums_for
 
@@ -42,6 +47,11 @@ def _get_file(uuid: str, request: Request, *, quick: bool) -> Response:
     who = caller(request)
     found = file_index(request).file(uuid, version, quick=quick)
     if found is None:
+        if quick:
+            raise NeedsThread  # the file pool is read in the thread pool
+        deposited = _deposited(request, who, uuid, version)
+        if deposited is not None:
+            return deposited
         if version is None:
             raise ApiError(404, "not_found", f"file {uuid} not found in any bundle of this store")
         raise ApiError(404, "not_found", f"file {uuid} has no version {version}; GET the bundle to see "
@@ -51,6 +61,26 @@ def _get_file(uuid: str, request: Request, *, quick: bool) -> Response:
     headers = dss_mapping.dss_headers(found.file_version, found.size, found.content_type,
                                       checksums_for(root, found.dataset_id, found.row))
     return content.respond(request, root, found.dataset_id, found.row, replica, headers, quick=quick)
+
+
+def _deposited(request: Request, who: Identity | None, uuid: str, version: str | None) -> Response | None:
+    """A file version deposited with PUT /v1/files and in no bundle yet, to its depositor or an
+    admin (to anyone else it does not exist): served from the file pool."""
+    if who is None:
+        return None
+    root = store_root(request)
+    try:
+        record = file_pool.lookup(root, uuid, version)
+    except DssError:
+        return None
+    if record is None or not (record.owner == who.user or gate_of(request).is_admin(who)):
+        return None
+    path = file_pool.object_path(root, record.key)
+    if not path.is_file():
+        return None
+    headers = dss_mapping.dss_headers(record.version, record.size, record.content_type, record.checksums)
+    headers["X-DSS-CREATOR-UID"] = str(record.creator_uid)
+    return FileResponse(path, headers=headers, media_type=record.content_type)
 
 
 def _local_credential(authorization: str | None) -> bool:

@@ -261,6 +261,8 @@ class _Copier:
         self.tmp = store_root / paths.CHECKOUT_JOBS / "tmp"
         self._set: ReplicaSet | None = None
         self._set_lock = threading.Lock()
+        #: what the destination holds below the version's prefix (name: size), when it can list
+        self.listed = dest.sizes_below(self.prefix)
 
     def replica_set(self) -> ReplicaSet:
         with self._set_lock:
@@ -283,7 +285,8 @@ class _Copier:
         name = f"{self.prefix}/{row['path']}"
         size = int(row.get("size") or 0)
         source, meta = _metadata(self.store_root, self.dsid, row)
-        have = self.dest.existing(name)
+        listed = self.listed
+        have = None if listed is not None and listed.get(name) != size else self.dest.existing(name)
         if have is not None:
             same = (_same_in_dir(self.dest, name, row, meta) if isinstance(self.dest, DirDestination)
                     else _same_in_bucket(have, size, meta))

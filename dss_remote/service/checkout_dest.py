@@ -5,8 +5,10 @@ A bundle version lands at `<destination>/bundles/<uuid>.<version>/<name>`. Every
 writes carries what it holds: in a bucket as user metadata (`hca-dss-sha256` and the other DSS
 checksums that are known, as the HCA DSS's own copies do, and `dss-source`: the annex key or git blob
 id), so a later checkout of the same version finds it there (same size, same source) and copies
-nothing. A directory has no metadata: there a file of the right size is re-hashed (the key's own
-checksum, or git's blob id) and kept when it matches.
+nothing. In S3 one paged listing of the version's prefix says which names are there and their sizes,
+and only an object of the right size is asked for its metadata (HEAD), so a first checkout makes no
+request per file but its upload. A directory has no metadata: there a file of the right size is
+re-hashed (the key's own checksum, or git's blob id) and kept when it matches.
 
 Buckets are reached with the server's own credentials and endpoint (boto3's chain, with
 AWS_ENDPOINT_URL_S3/AWS_ENDPOINT_URL; Google's ADC, or STORAGE_EMULATOR_HOST). A replica in the same
@@ -71,6 +73,12 @@ class Destination(ABC):
     @abstractmethod
     def existing(self, name: str) -> Existing | None:
         """What is there under `name`, None if nothing."""
+
+    def sizes_below(self, prefix: str) -> dict[str, int] | None:
+        """The size of every object whose name starts with `prefix/`, by name, from one (paged)
+        listing; None when this destination has no listing cheaper than `existing` per name. A
+        name it does not hold is not there; one it holds still needs `existing` for its metadata."""
+        return None
 
     @abstractmethod
     def put_file(self, src: Path, name: str, meta: Mapping[str, str], progress: Progress | None = None
@@ -277,7 +285,8 @@ def _s3_service_error(url: str, response: Mapping[str, Any], op: str) -> DssErro
     if code in ("NoSuchKey", "404", "NotFound"):
         return NotFoundError(f"{url}: not found")
     if code in ("AccessDenied", "Forbidden", "403", "AllAccessDisabled") or status == 403:
-        need = {"write": "s3:PutObject", "bucket": "s3:ListBucket"}.get(op, "s3:GetObject")
+        need = {"write": "s3:PutObject", "bucket": "s3:ListBucket", "list": "s3:ListBucket"}.get(
+            op, "s3:GetObject")
         return AccessError(f"destination {url}: access denied on {op} (the server's AWS credentials need "
                            f"{need} there: check the bucket policy or the server's AWS_PROFILE)")
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
@@ -341,6 +350,21 @@ class S3Destination(Destination):
                 return None
             raise err from e
         return Existing(int(head.get("ContentLength", 0)), dict(head.get("Metadata") or {}))
+
+    def sizes_below(self, prefix: str) -> dict[str, int] | None:
+        # one ListObjectsV2 per 1,000 objects instead of a HEAD per file: a fresh checkout then
+        # asks nothing per file, a repeated one HEADs only the objects of the right size
+        below = f"{self._key(prefix)}/"
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        out: dict[str, int] = {}
+        try:
+            for page in self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                                  Prefix=below):
+                for obj in page.get("Contents") or ():
+                    out[str(obj["Key"])[strip:]] = int(obj.get("Size", 0))
+        except Exception as e:
+            raise _s3_error(self.url, e, "list") from e
+        return out
 
     def put_file(self, src: Path, name: str, meta: Mapping[str, str], progress: Progress | None = None
                  ) -> None:

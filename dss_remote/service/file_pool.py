@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ria_store.atomic import fsync_dir, makedirs_durable, write_bytes_atomic
-from ria_store.errors import CorruptError, DssError, from_os_error
+from ria_store.errors import DssError, NotFoundError, from_os_error
 from ria_store.keys import parse_key
 from ria_store.layout import dirhash_lower
 from ria_store.locks import FileLock
@@ -210,16 +210,18 @@ def _publish_object(root: Path, key: str, staged: Path, sums: Mapping[str, str])
 
 
 def verified_object(root: Path, record: FileRecord) -> Path:
-    """The pool object of a record, checked to be that content; CorruptError if it is not."""
+    """The pool object of a record, checked to be that content; NotFoundError (a 4xx the client
+    acts on, never a 5xx it would retry) when it is gone or damaged."""
     path = object_path(root, record.key)
     try:
         size, sums = digest_file(path)
     except FileNotFoundError as e:
-        raise CorruptError(f"file {record.uuid}.{record.version}: its content {record.key} is gone "
+        raise NotFoundError(f"file {record.uuid}.{record.version}: its content {record.key} is gone "
                            "from the file pool; deposit it again") from e
     if sums["sha256"] != record.checksums.get("sha256") or size != record.size:
-        raise CorruptError(f"file {record.uuid}.{record.version}: the pool's copy of {record.key} is "
-                           "damaged; deposit it again")
+        logger.error("pool object %s is damaged", path)
+        raise NotFoundError(f"file {record.uuid}.{record.version}: the pool's copy of {record.key} is "
+                            "damaged; deposit it again")
     return path
 
 
