@@ -51,7 +51,7 @@ class Background(Generic[T]):
     def _run(self) -> None:
         try:
             self.result = self.call()
-        except BaseException as e:  # noqa: BLE001 - handed to the test, which judges it
+        except BaseException as e:  # handed to the test, which judges it
             self.error = e
 
     def join(self, timeout: float = 120.0) -> T | None:
@@ -67,12 +67,14 @@ class Servers:
     store: Path
     gate_spec: Mapping[str, Any]
     work: Path
+    factory: str = "serve_factory:app"
     stack: ExitStack = field(default_factory=ExitStack)
     current: ApiServer | None = None
 
     def start(self) -> ApiServer:
         self.stack.close()
-        self.current = self.stack.enter_context(api_server(self.store, self.gate_spec, self.work))
+        self.current = self.stack.enter_context(api_server(self.store, self.gate_spec, self.work,
+                                                                 factory=self.factory))
         return self.current
 
     def _process(self) -> psutil.Process:
@@ -90,16 +92,18 @@ class Servers:
         for what it had started to end, and forget it; says what was killed."""
         proc = self._process()
         started = proc.children(recursive=True)
-        names = sorted({_short(p) for p in started})
+        names = sorted({_short(p) for p in started} - {""})
         if group:
             os.killpg(proc.pid, signal.SIGKILL)
         else:
             os.kill(proc.pid, signal.SIGKILL)
         left = wait_gone([proc, *started], ORPHAN_TIMEOUT)
-        assert not left, f"still running {ORPHAN_TIMEOUT:g} s after the kill: {'; '.join(map(describe, left))}"
+        assert not left, (f"still running {ORPHAN_TIMEOUT:g} s after the kill: "
+                          f"{'; '.join(map(describe, left))}")
         self.stack.close()
         self.current = None
-        return f"{'process group' if group else 'server process'} (running then: {', '.join(names) or 'nothing else'})"
+        killed = "process group" if group else "server process"
+        return f"{killed} (running then: {', '.join(names) or 'nothing else'})"
 
     def close(self) -> None:
         self.stack.close()
@@ -109,16 +113,18 @@ def _short(proc: psutil.Process) -> str:
     """A child as a kill report names it: `git fast-import`, `python -m dss_remote.cli sync`."""
     try:
         cmd = proc.cmdline()
-    except psutil.Error:
-        return "(exited)"
+    except psutil.Error:  # exited meanwhile, or a zombie
+        return ""
     words = [Path(cmd[0]).name, *cmd[1:]] if cmd else [proc.name()]
     return " ".join(words[:4] if "-m" in words[:2] else words[:2])
 
 
 @contextmanager
-def servers(store: Path, gate_spec: Mapping[str, Any], work: Path) -> Iterator[Servers]:
-    """`Servers` over `store`; whichever is running when the block ends is stopped."""
-    s = Servers(store, gate_spec, work)
+def servers(store: Path, gate_spec: Mapping[str, Any], work: Path, factory: str = "serve_factory:app"
+            ) -> Iterator[Servers]:
+    """`Servers` over `store` (apps of `factory`, see api_server); whichever is running when the
+    block ends is stopped."""
+    s = Servers(store, gate_spec, work, factory)
     try:
         yield s
     finally:

@@ -133,6 +133,8 @@ def test_a_deposited_file_is_served_to_its_depositor_before_any_bundle_holds_it(
         assert got.headers["X-DSS-CREATOR-UID"] == "7" and got.headers["content-type"] == "application/json"
         head = requests.head(f"{srv.url}/v1/files/{fuuid}", headers=ALICE, timeout=30)
         assert head.status_code == 200 and head.headers["X-DSS-VERSION"] == fversion
-        for other in (BOB, {}):  # to anyone else it does not exist
+        for other in (BOB, {}):  # to anyone else its bytes do not exist; its HEAD is polled
             assert requests.get(url, headers=other, timeout=30).status_code == 404
+            polled = requests.head(url, headers=other, timeout=30)
+            assert polled.status_code == 200 and not polled.content
         assert requests.get(url, headers=ADMIN, timeout=30).content == data

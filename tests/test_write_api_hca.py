@@ -39,7 +39,9 @@ def test_hca_upload_makes_a_dataset_datalad_clones_and_gets(hca_venv: Path, tmp_
     s3_admin_client(s3_server.alive().endpoint).create_bucket(Bucket=bucket)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)  # the server and the client reach moto
     cfg = read_config(store)
-    write_config(store, dataclasses.replace(cfg, server=ServerSettings(staging_buckets=(f"s3://{bucket}",))))
+    # the 200 kB file is copied in the background (202, then the client polls HEAD), the others within
+    write_config(store, dataclasses.replace(cfg, server=ServerSettings(staging_buckets=(f"s3://{bucket}",),
+                                                                       async_copy_bytes=100_000)))
     key = rsa_key("0123456789abcdef0123456789abcdef01234567")
     issuers.add(store, make_issuer(SERVICE_ACCOUNT, HCA_AUDIENCE, jwks=jwks(key),
                                    groups_claim=HCA_GROUP_CLAIM))

@@ -197,6 +197,21 @@ def set_dataset(store_root: Path, ref: str, read: Sequence[str] | None = None,
     return dsid, acl.rule(dsid)
 
 
+def grant_write(store_root: Path, dsid: str, entry: str) -> None:
+    """Add `entry` to a dataset's write entries (its effective ones: the default's when it has
+    none of its own); the dataset need not exist yet (the write API grants its creator first)."""
+    check_dataset_id(dsid)
+    check_entries([entry], "write")
+    with edit_lock(store_root):
+        acl = load(store_root)
+        old = acl.datasets.get(dsid, Rule())
+        write = list(acl.rule(dsid).write or ())
+        if entry in write:
+            return
+        acl = replace(acl, datasets=acl.datasets | {dsid: Rule(old.read, (*write, entry))})
+        save(store_root, acl)
+
+
 def set_default(store_root: Path, read: Sequence[str] | None = None, write: Sequence[str] | None = None,
                 admin: Sequence[str] | None = None, create: Sequence[str] | None = None) -> Acl:
     """Change the store's default rule, admin groups and/or creating groups (None: leave as is)."""

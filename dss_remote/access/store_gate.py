@@ -74,10 +74,7 @@ class StoreGate:
 
     def grant_creator(self, who: Identity, dataset_id: str) -> None:
         """`user:NAME` joins the dataset's write entries (the effective ones, defaults included)."""
-        entry = f"user:{who.user}"
-        write = list(self._acl.get().rule(dataset_id).write or ())
-        if entry not in write:
-            acl.set_dataset(self.store_root, dataset_id, write=[*write, entry])
+        acl.grant_write(self.store_root, dataset_id, f"user:{who.user}")
 
     def is_admin(self, who: Identity | None) -> bool:
         return self._acl.get().is_admin(who)

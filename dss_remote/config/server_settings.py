@@ -6,8 +6,10 @@ URL the server hands out lives; default 900, at most 43200) and `allow_private_c
 (subscription callbacks to loopback, private, link-local or metadata addresses; false by default:
 a callback URL must not be a way into the server's network; tests turn it on),
 `staging_buckets` (the `s3://BUCKET` or `gs://BUCKET[/PREFIX]` a `PUT /v1/files` `source_url` may
-name; none by default, so only direct uploads are taken) and `checkout_dirs` (absolute directories
-of the server's file system a checkout may write under; none by default).
+name; none by default, so only direct uploads are taken), `async_copy_bytes` (a staged object
+larger than this is copied in the background: `PUT /v1/files` answers 202 and the client polls
+`HEAD /v1/files`, as the DSS does above 64 MiB; default 64 MiB) and `checkout_dirs` (absolute
+directories of the server's file system a checkout may write under; none by default).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from ria_store.errors import ConfigError
 DEFAULT_PRESIGN_SECONDS = 900
 MAX_PRESIGN_SECONDS = 43200
 _FIELDS = {"cors_origins", "presign_seconds", "allow_private_callbacks", "staging_buckets",
-           "checkout_dirs"}
+           "checkout_dirs", "async_copy_bytes"}
+DEFAULT_ASYNC_COPY_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class ServerSettings:
     allow_private_callbacks: bool = False
     staging_buckets: tuple[str, ...] = ()
     checkout_dirs: tuple[str, ...] = ()
+    async_copy_bytes: int = DEFAULT_ASYNC_COPY_BYTES
 
     def is_default(self) -> bool:
         return self == ServerSettings()
@@ -40,7 +44,8 @@ class ServerSettings:
     def to_json(self) -> dict[str, Any]:
         return {"cors_origins": list(self.cors_origins), "presign_seconds": self.presign_seconds,
                 "allow_private_callbacks": self.allow_private_callbacks,
-                "staging_buckets": list(self.staging_buckets), "checkout_dirs": list(self.checkout_dirs)}
+                "staging_buckets": list(self.staging_buckets), "checkout_dirs": list(self.checkout_dirs),
+                "async_copy_bytes": self.async_copy_bytes}
 
 
 def parse_server(value: Any, where: str) -> ServerSettings:
@@ -70,7 +75,15 @@ def parse_server(value: Any, where: str) -> ServerSettings:
         raise ConfigError(f"{where}: server.allow_private_callbacks must be true or false")
     return ServerSettings(tuple(o.rstrip("/") for o in origins), seconds, private,
                           _staging(value.get("staging_buckets", []), where),
-                          _checkout_dirs(value.get("checkout_dirs", []), where))
+                          _checkout_dirs(value.get("checkout_dirs", []), where),
+                          _async_bytes(value.get("async_copy_bytes", DEFAULT_ASYNC_COPY_BYTES), where))
+
+
+def _async_bytes(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: server.async_copy_bytes {value!r} must be a whole number of bytes "
+                          f"(default {DEFAULT_ASYNC_COPY_BYTES})")
+    return value
 
 
 def _strings(value: Any, name: str, where: str, example: str) -> list[str]:

@@ -64,16 +64,18 @@ def _get_file(uuid: str, request: Request, *, quick: bool) -> Response:
 
 
 def _deposited(request: Request, who: Identity | None, uuid: str, version: str | None) -> Response | None:
-    """A file version deposited with PUT /v1/files and in no bundle yet, to its depositor or an
-    admin (to anyone else it does not exist): served from the file pool."""
-    if who is None:
-        return None
+    """A file version deposited with PUT /v1/files and in no bundle yet, served from the file
+    pool: its bytes to its depositor or an admin (to anyone else it does not exist); its HEAD to
+    anyone who names its uuid (the hca client polls HEAD without a token while a large copy runs,
+    as the DSS lets it: headers only, never the bytes)."""
     root = store_root(request)
     try:
         record = file_pool.lookup(root, uuid, version)
     except DssError:
         return None
-    if record is None or not (record.owner == who.user or gate_of(request).is_admin(who)):
+    mine = who is not None and ((record is not None and record.owner == who.user)
+                                or gate_of(request).is_admin(who))
+    if record is None or not (mine or request.method == "HEAD"):
         return None
     path = file_pool.object_path(root, record.key)
     if not path.is_file():

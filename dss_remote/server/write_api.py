@@ -4,7 +4,8 @@ A file version is deposited in the store's file pool (service/file_pool.py) from
 the store allows or from a finished direct upload (uploads_api.py); a bundle version becomes a
 commit of the dataset (service/bundle_commit.py) with its keys on every replica first. Statuses as
 the DSS answers: 201 new, 200 the identical thing exists, 409 something else exists under that
-uuid and version. Copies are made within the request (no 202): the hca client waits for it.
+uuid and version. A staged object larger than `server.async_copy_bytes` (64 MiB) is copied in the
+background: 202, and the client polls HEAD /v1/files until it is 200 (service/deposit_jobs.py).
 
 Who may: depositing a file needs a signed-in caller (the pool record names them, and only they
 or an admin may put it in a bundle); a bundle needs write access to its dataset, or, for a new
@@ -13,7 +14,9 @@ uuid, the store's create right (`dss acl default STORE --create GROUP`); a tombs
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -26,7 +29,7 @@ from ria_store.keys import parse_key
 
 from ..access.gate import Identity
 from ..history import bundle_store, bundles, times
-from ..service import bundle_commit, bundle_delete, file_pool, staging, uploads
+from ..service import bundle_commit, bundle_delete, deposit_jobs, file_pool, staging, uploads
 from ..service.bundle_commit import BundleFile
 from ..service.names import check_name
 from . import params
@@ -114,23 +117,36 @@ def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
         raise _bad("content_type must be a media type string")
     root = store_root(request)
     upload_id = _upload_id(request, source)
+    deposit = functools.partial(file_pool.deposit, root, uuid=uuid, version=version,
+                                content_type=content_type, creator_uid=_creator(body), owner=who.user,
+                                source=source)
     try:
-        if upload_id is not None:
+        done = file_pool.lookup(root, uuid, version) if upload_id is not None else None
+        if done is not None and done.source == source and done.owner == who.user:
+            # this very upload was deposited as this file version (the answer was lost): the same
+            record, created = done, False
+        elif upload_id is not None:
             upload = uploads.get(root, upload_id)
             if upload.owner != who.user:
                 raise NotFoundError(f"no upload {upload_id} of {who.user}")
-            staged, name = uploads.take(root, upload_id), upload.metadata.get("filename", "")
             declared = {k[len("hca-dss-"):]: v for k, v in upload.metadata.items()
                         if k.startswith("hca-dss-")}
-        else:
-            got = staging.fetch(root, source, request.app.state.settings.staging_buckets)
-            staged, name, declared = got.path, got.name, got.declared
-        record, created = file_pool.deposit(
-            root, staged, uuid=uuid, version=version, name=name, declared=declared,
-            content_type=content_type, creator_uid=_creator(body), owner=who.user,
-            source=source, need_sha256=upload_id is None)
-        if upload_id is not None:
+            record, created = deposit(uploads.take(root, upload_id), name=upload.metadata.get("filename", ""),
+                                      declared=declared)
             uploads.remove(root, upload_id)
+        else:
+            failed = deposit_jobs.failure(root, uuid, version)
+            if failed is not None:  # a background copy failed since the client's last PUT
+                raise ApiError(failed[0], "copy_failed", failed[1])
+            staged = staging.look(source, request.app.state.settings.staging_buckets)
+            known = _known(root, uuid, version, staged)
+            if known is not None:
+                record, created = known, False
+            elif staged.size > request.app.state.settings.async_copy_bytes:
+                return _copy_later(request, who, staged, deposit)
+            else:
+                got = staging.fetch(root, staged)
+                record, created = deposit(got.path, name=got.name, declared=got.declared, need_sha256=True)
     except DssError as e:
         err = _service_error(e)
         audit_write(request, who, err.status, file=f"{uuid}.{version}", source=source)
@@ -138,6 +154,40 @@ def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
     status = 201 if created else 200
     audit_write(request, who, status, file=f"{uuid}.{version}", key=record.key, source=source)
     return JSONResponse({"version": version}, status_code=status)
+
+
+def _known(root: Path, uuid: str, version: str, staged: staging.Source) -> file_pool.FileRecord | None:
+    """The file version when it is already deposited with what the staged object declares (200
+    without reading it again); VersionConflict when it is deposited with other content."""
+    record = file_pool.lookup(root, uuid, version)
+    if record is None or "sha256" not in staged.declared:
+        return None
+    if record.size == staged.size and record.checksums.get("sha256") == staged.declared["sha256"].lower():
+        return record
+    raise file_pool.VersionConflict(f"file {uuid} version {version} exists with other content "
+                                    f"({record.key}); deposit this content under a new version")
+
+
+def _copy_later(request: Request, who: Identity, staged: staging.Source,
+                deposit: Callable[..., tuple[file_pool.FileRecord, bool]]) -> JSONResponse:
+    """202: a large staged object is copied in the background; HEAD the file until it is 200."""
+    root = store_root(request)
+    uuid = request.path_params["uuid"]
+    version = str(request.query_params.get("version"))
+
+    def work() -> None:
+        got = staging.fetch(root, staged)
+        deposit(got.path, name=got.name, declared=got.declared, need_sha256=True)
+
+    def error(e: Exception) -> tuple[int, str]:
+        if isinstance(e, DssError):
+            err = _service_error(e)
+            return err.status, err.title
+        return 503, f"the background copy of {staged.url} failed ({type(e).__name__}); PUT the file again"
+
+    started = deposit_jobs.start(root, uuid, version, source=staged.url, work=work, error=error)
+    audit_write(request, who, 202, file=f"{uuid}.{version}", source=staged.url, started=started)
+    return JSONResponse({"version": version, "task_id": f"{uuid}.{version}"}, status_code=202)
 
 
 # -- bundles
@@ -210,18 +260,23 @@ def _write_bundle(request: Request, uuid: str, who: Identity, files: list[Bundle
         err = _service_error(e)
         audit_write(request, who, err.status, dataset=uuid, version=version)
         raise err from e
-    if written.new_dataset:
-        gate_of(request).grant_creator(who, uuid)
     audit_write(request, who, 201 if written.created else 200, dataset=uuid, version=version,
                 files=len(files), new_dataset=written.new_dataset or None)
     return written
 
 
 def _may_write_bundle(request: Request, who: Identity | None, uuid: str) -> Identity:
+    """A writer of the dataset, or, for a uuid that is no dataset yet, one who may create it.
+    The creator gets write on it before anything is made, so a retry after an interruption
+    (the dataset half made) is theirs to finish."""
     root = store_root(request)
     exists = (bundle_store.bundles_dir(root, uuid)).is_dir() or (
         (root / uuid[:3] / uuid[3:] / "HEAD").is_file())
-    return require_write(request, who, uuid) if exists else require_create(request, who, uuid)
+    if exists:
+        return require_write(request, who, uuid)
+    creator = require_create(request, who, uuid)
+    gate_of(request).grant_creator(creator, uuid)
+    return creator
 
 
 @router.put("/v1/bundles/{uuid}")

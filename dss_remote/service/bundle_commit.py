@@ -17,9 +17,11 @@ so `datalad clone` + `datalad get` work with no further step.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: builds on moved branches before a writer gets 409
 ATTEMPTS = 5
+#: keys written at once by one bundle write (see _put_content)
+PUT_THREADS = 8
 _MAIN = "refs/heads/main"
 _ANNEX = "refs/heads/git-annex"
 _ORA_UUID = "datalad.ora-remote.uuid"
@@ -103,8 +107,17 @@ def _storage_uuid(repo: Path, dsid: str) -> str:
     return value
 
 
+def _half_made(repo: Path) -> bool:
+    """A bare repo with no branch and no storage remote: a creation that was interrupted."""
+    if repo_write._run(repo, "config", "--default", "", "--get", _ORA_UUID).decode().strip():
+        return False
+    return not repo_write._run(repo, "for-each-ref", "--count=1", "refs/heads/").strip()
+
+
 def _create_dataset(root: Path, dsid: str) -> tuple[Path, str]:
-    """A new dataset directory and bare repo with our hook; (its repo, its storage uuid)."""
+    """A new dataset directory and bare repo with our hook; (its repo, its storage uuid). Each
+    step is idempotent and the storage uuid is set last, so an interrupted creation is finished
+    by the next write (`_half_made`)."""
     store = ria.open_store(root)
     repo = ria.create_dataset(store, dsid)
     bare_repo.init_bare(repo, "group" if shared_gid(root) is not None else None)
@@ -152,18 +165,30 @@ def _tree_commit(repo: Path, parent: str | None, base: str | None, *, keep_path:
 
 def _put_content(root: Path, dsid: str, files: Sequence[BundleFile], source: Callable[[BundleFile], Path],
                  progress: Callable[[int], None] | None) -> None:
-    """Every key on every writable replica of the dataset (quorum as the remote's), from `source`."""
+    """Every key on every writable replica of the dataset (quorum as the remote's), from `source`.
+
+    Keys are written by `PUT_THREADS` threads: each key's write waits mostly on fsyncs (the object,
+    its directories, its checksum record), which overlap; the first key goes alone, so the replica
+    set makes its own writer pools once, before they are shared."""
+    unique = list({f.key: f for f in files}.values())
+    done = 0
+    lock = threading.Lock()
     with open_store_replicas(root) as replicas, replicas.for_dataset(dsid) as rs:
-        seen: set[str] = set()
-        for i, f in enumerate(files):
-            if f.key in seen:
-                continue
-            seen.add(f.key)
+        def one(f: BundleFile) -> None:
+            nonlocal done
             key = parse_key(f.key)
             if not rs.present(key):
                 rs.store(key, source(f))
-            if progress is not None:
-                progress(i + 1)
+            with lock:
+                done += 1
+                if progress is not None:
+                    progress(done)
+
+        if unique:
+            one(unique[0])
+        with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="dss-bundle-put") as pool:
+            for _ in pool.map(one, unique[1:]):
+                pass
 
 
 def write_version(root: Path, dsid: str, files: Sequence[BundleFile], version: str, *,
@@ -188,7 +213,7 @@ def write_version(root: Path, dsid: str, files: Sequence[BundleFile], version: s
                                   f"{existing[-1]}; a new version needs a later time")
         store = ria.open_store(root)
         repo = store.dataset_dir(dsid)
-        new_dataset = not (repo / "HEAD").is_file()
+        new_dataset = not (repo / "HEAD").is_file() or _half_made(repo)
         if new_dataset:
             repo, storage = _create_dataset(root, dsid)
         else:

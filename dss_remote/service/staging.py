@@ -62,23 +62,45 @@ def check_source(url: str, allowed: Sequence[str]) -> tuple[str, str, str]:
                            "server.staging_buckets in dss/config.json")
 
 
-def fetch(root: Path, url: str, allowed: Sequence[str]) -> Staged:
-    """Stream the staged object to a temp file under the store; NotFoundError, AccessError or
+@dataclass(frozen=True)
+class Source:
+    """A staged object, looked at but not read: its size and what its uploader declared."""
+
+    url: str
+    backend: S3Backend | GcsBackend
+    key: str
+    size: int
+    declared: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+def look(url: str, allowed: Sequence[str]) -> Source:
+    """The staged object's size and declared checksums; NotFoundError, AccessError or
     UnavailableError (one line, naming the bucket) when it cannot be read."""
     scheme, bucket, key = check_source(url, allowed)
     backend = S3Backend(f"s3://{bucket}") if scheme == "s3" else GcsBackend(f"gs://{bucket}")
+    info = backend.info(key)
+    if info is None:
+        raise NotFoundError(f"source_url {url}: no such object; stage it first")
+    return Source(url, backend, key, info.size, backend.declared_checksums(key))
+
+
+def fetch(root: Path, source: Source) -> Staged:
+    """Stream the staged object to a temp file under the store."""
     fd, path = staging_file(root, "staged")
     try:
         try:
-            declared = backend.declared_checksums(key)
-            backend.get_file(key, fd)
+            source.backend.get_file(source.key, fd)
             os.fsync(fd)
         finally:
             os.close(fd)
     except NotFoundError as e:
         path.unlink(missing_ok=True)
-        raise NotFoundError(f"source_url {url}: no such object ({e}); stage it first") from e
+        raise NotFoundError(f"source_url {source.url}: no such object ({e}); stage it first") from e
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return Staged(path, key.rsplit("/", 1)[-1], declared, None)
+    return Staged(path, source.name, source.declared, None)
