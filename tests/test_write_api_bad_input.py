@@ -67,13 +67,17 @@ def test_staged_object_whose_tags_do_not_match_its_bytes_is_422(store: Path, tmp
         {"Key": "hca-dss-sha256", "Value": hashlib.sha256(b"not these").hexdigest()}]})
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     cfg = read_config(store)
-    write_config(store, dataclasses.replace(cfg, server=ServerSettings(staging_buckets=(f"s3://{bucket}",))))
+    write_config(store, dataclasses.replace(cfg, server=ServerSettings(
+        staging_buckets=(f"s3://{bucket}", "s3://allowed-but-never-made"))))
     with api_server(store, SPEC, tmp_path / "srv") as srv:
         before = _visible(store)
         _, _, res = put_file(srv.url, f"s3://{bucket}/f1/data.bin")
         _title(res, 422, "do not match")
         _, _, res = put_file(srv.url, f"s3://{bucket}/f1/missing.bin")
         _title(res, 404, "no such object")
+        # a bucket the server cannot read because it does not exist: a 4xx, never a 5xx to retry
+        _, _, res = put_file(srv.url, "s3://allowed-but-never-made/f1/data.bin")
+        _title(res, 400, "does not exist")
         assert _visible(store) == before
 
 

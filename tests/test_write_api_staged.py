@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 from api_server import api_server
-from cloud_servers import LoopbackServer, _unique_bucket, s3_admin_client
+from cloud_servers import LoopbackServer, _unique_bucket, gcs_admin_client, s3_admin_client
 from test_write_api import ADMIN, ALICE, SPEC, version
 
 from dss_remote.config.server_settings import ServerSettings
@@ -119,3 +119,29 @@ def test_a_background_copy_that_fails_answers_the_next_put_with_its_error(store:
                              timeout=30).status_code == 404
         assert _put(srv.url, fuuid, fversion, source).status_code == 202  # a retry starts afresh
     assert file_pool.lookup(store, fuuid, fversion) is None
+
+
+def test_an_object_staged_in_gcs_with_declared_metadata_is_deposited(
+        store: Path, tmp_path: Path, gcs_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = _unique_bucket()
+    gcs = gcs_admin_client(gcs_server.alive().endpoint)
+    gcs.create_bucket(bucket)
+    data = b"staged in gcs\n"
+    blob = gcs.bucket(bucket).blob("g/file.txt")
+    blob.metadata = {"hca-dss-sha256": hashlib.sha256(data).hexdigest()}
+    blob.upload_from_string(data)
+    wrong = gcs.bucket(bucket).blob("g/wrong.txt")
+    wrong.metadata = {"hca-dss-sha256": hashlib.sha256(b"no").hexdigest()}
+    wrong.upload_from_string(data)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
+    cfg = read_config(store)
+    write_config(store, dataclasses.replace(cfg, server=ServerSettings(staging_buckets=(f"gs://{bucket}/g",))))
+    fuuid, fversion = str(uuidlib.uuid4()), version()
+    with api_server(store, SPEC, tmp_path / "srv") as srv:
+        assert _put(srv.url, fuuid, fversion, f"gs://{bucket}/g/file.txt").status_code == 201
+        res = _put(srv.url, str(uuidlib.uuid4()), fversion, f"gs://{bucket}/g/wrong.txt")
+        assert res.status_code == 422, res.text
+        res = _put(srv.url, str(uuidlib.uuid4()), fversion, f"gs://{bucket}/elsewhere.txt")
+        assert res.status_code == 400 and "outside this store's staging buckets" in res.json()["title"]
+    record = file_pool.lookup(store, fuuid, fversion)
+    assert record is not None and record.size == len(data)

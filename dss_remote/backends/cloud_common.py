@@ -45,9 +45,13 @@ def unreachable(url: str, endpoint: str, cause: BaseException) -> UnavailableErr
                             "network or the mirror's endpoint url")
 
 
+class MissingBucket(UnavailableError):
+    """The bucket itself does not exist (not an outage: retrying will not help)."""
+
+
 def missing_bucket(url: str, bucket: str) -> UnavailableError:
-    return UnavailableError(f"replica {url}: bucket {bucket} does not exist (create it or fix the "
-                            "mirror url)")
+    return MissingBucket(f"replica {url}: bucket {bucket} does not exist (create it or fix the "
+                         "mirror url)")
 
 
 def checksum_refused(url: str, what: str, detail: str) -> CorruptError:

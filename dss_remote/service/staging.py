@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from ria_store.errors import DssError, NotFoundError
 
 from ..backends.base import check_relpath
+from ..backends.cloud_common import MissingBucket
 from ..backends.gcs import GcsBackend
 from ..backends.s3 import S3Backend
 from .file_pool import staging_file
@@ -82,7 +83,11 @@ def look(url: str, allowed: Sequence[str]) -> Source:
     UnavailableError (one line, naming the bucket) when it cannot be read."""
     scheme, bucket, key = check_source(url, allowed)
     backend = S3Backend(f"s3://{bucket}") if scheme == "s3" else GcsBackend(f"gs://{bucket}")
-    info = backend.info(key)
+    try:
+        info = backend.info(key)
+    except MissingBucket as e:
+        raise SourceNotAllowed(f"source_url {url}: the staging bucket {bucket} does not exist; stage "
+                               "the file in an existing bucket the store allows") from e
     if info is None:
         raise NotFoundError(f"source_url {url}: no such object; stage it first")
     return Source(url, backend, key, info.size, backend.declared_checksums(key))
