@@ -17,11 +17,9 @@ so `datalad clone` + `datalad get` work with no further step.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -44,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: builds on moved branches before a writer gets 409
 ATTEMPTS = 5
-#: keys written at once by one bundle write (see _put_content)
-PUT_THREADS = 8
 _MAIN = "refs/heads/main"
 _ANNEX = "refs/heads/git-annex"
 _ORA_UUID = "datalad.ora-remote.uuid"
@@ -167,28 +163,16 @@ def _put_content(root: Path, dsid: str, files: Sequence[BundleFile], source: Cal
                  progress: Callable[[int], None] | None) -> None:
     """Every key on every writable replica of the dataset (quorum as the remote's), from `source`.
 
-    Keys are written by `PUT_THREADS` threads: each key's write waits mostly on fsyncs (the object,
-    its directories, its checksum record), which overlap; the first key goes alone, so the replica
-    set makes its own writer pools once, before they are shared."""
-    unique = list({f.key: f for f in files}.values())
-    done = 0
-    lock = threading.Lock()
+    One key after the other: each waits mostly on its fsyncs (object, directories, checksum
+    record), which this machine's file system serialises; 8 threads measured no faster
+    (bench/README.md, "Write API")."""
     with open_store_replicas(root) as replicas, replicas.for_dataset(dsid) as rs:
-        def one(f: BundleFile) -> None:
-            nonlocal done
+        for i, f in enumerate({f.key: f for f in files}.values()):
             key = parse_key(f.key)
             if not rs.present(key):
                 rs.store(key, source(f))
-            with lock:
-                done += 1
-                if progress is not None:
-                    progress(done)
-
-        if unique:
-            one(unique[0])
-        with ThreadPoolExecutor(max_workers=PUT_THREADS, thread_name_prefix="dss-bundle-put") as pool:
-            for _ in pool.map(one, unique[1:]):
-                pass
+            if progress is not None:
+                progress(i + 1)
 
 
 def write_version(root: Path, dsid: str, files: Sequence[BundleFile], version: str, *,
