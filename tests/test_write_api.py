@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from api_data import isolated_home, push_new
 from api_server import api_server
 from conftest import dss, require_tool, run
 
@@ -138,3 +139,24 @@ def test_a_deposited_file_is_served_to_its_depositor_before_any_bundle_holds_it(
             polled = requests.head(url, headers=other, timeout=30)
             assert polled.status_code == 200 and not polled.content
         assert requests.get(url, headers=ADMIN, timeout=30).content == data
+
+
+def test_a_bundle_may_hold_files_of_another_dataset_the_writer_may_read(tmp_path: Path,
+                                                                         tools_path: str) -> None:
+    data = os.urandom(50_000)
+    with isolated_home(tmp_path, tools_path):
+        p = push_new(tmp_path / "store", tmp_path / "ds", {"raw/big.bin": data, "small.txt": b"in git?\n"})
+        spec = SPEC | {"readers": {p.dataset_id: ["producers"]}}
+        with api_server(p.store, spec, tmp_path / "srv") as srv:
+            got = requests.get(f"{srv.url}/v1/bundles/{p.dataset_id}", headers=ALICE, timeout=30).json()
+            files = {f["name"]: f for f in got["bundle"]["files"]}
+            big = files["raw/big.bin"]
+            buuid, bversion = str(uuidlib.uuid4()), version()
+            res = put_bundle(srv.url, buuid, bversion, [entry("copied/big.bin", big["uuid"], big["version"])])
+            assert res.status_code == 201, res.text
+            assert put_bundle(srv.url, str(uuidlib.uuid4()), version(), [entry(
+                "x.bin", big["uuid"], big["version"])], BOB).status_code in (401, 403)
+        clone = tmp_path / "clone"
+        run("datalad", "-l", "error", "clone", f"ria+file://{p.store}#{buuid}", clone)
+        run("datalad", "-l", "error", "get", ".", cwd=clone)
+        assert (clone / "copied/big.bin").read_bytes() == data

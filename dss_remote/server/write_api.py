@@ -137,6 +137,7 @@ def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
         else:
             failed = deposit_jobs.failure(root, uuid, version)
             if failed is not None:  # a background copy failed since the client's last PUT
+                audit_write(request, who, failed[0], file=f"{uuid}.{version}", source=source)
                 raise ApiError(failed[0], "copy_failed", failed[1])
             staged = staging.look(source, request.app.state.settings.staging_buckets)
             known = _known(root, uuid, version, staged)
@@ -228,9 +229,14 @@ def _resolve(request: Request, who: Identity, name: str, fuuid: str, fversion: s
     if record is not None and (record.owner == who.user or gate_of(request).is_admin(who)):
         return BundleFile(name, record.key, record.size, fuuid, fversion, record.content_type)
     found = file_index(request).file(fuuid, fversion)
-    if found is not None and found.type == "annex" and gate_of(request).may_read(who, found.dataset_id):
+    if found is not None and gate_of(request).may_read(who, found.dataset_id):
+        if found.type != "annex":
+            raise _bad(f"file {fuuid} version {fversion} ({name}) is stored in git in dataset "
+                       f"{found.dataset_id}, not annexed; deposit its content with PUT /v1/files and "
+                       "name that file version")
         parse_key(found.content)
-        return BundleFile(name, found.content, found.size, fuuid, fversion, found.content_type)
+        return BundleFile(name, found.content, found.size, fuuid, fversion, found.content_type,
+                          from_dataset=found.dataset_id)
     raise ApiError(400, "file_missing", f"file {fuuid} version {fversion} ({name}) does not exist for "
                    "this caller; PUT /v1/files/{uuid}?version= first")
 

@@ -17,6 +17,7 @@ so `datalad clone` + `datalad get` work with no further step.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from pathlib import Path
 from ria_store import annex_branch, bare_repo, repo_write
 from ria_store import store as ria
 from ria_store.errors import DssError
-from ria_store.keys import parse_key
+from ria_store.keys import AnnexKey, parse_key
 from ria_store.locks import FileLock
 from ria_store.sharing import shared_gid
 
@@ -35,8 +36,9 @@ from ..config import paths
 from ..history import bundle_store, bundles
 from ..hook import post_update
 from ..hook.install import install_hook
-from ..replication.store_replicas import open_store_replicas
-from .file_pool import VersionConflict
+from ..replication.replica_set import ReplicaSet
+from ..replication.store_replicas import StoreReplicas, open_store_replicas
+from .file_pool import VersionConflict, staging_file
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ class BundleFile:
     file_uuid: str
     file_version: str
     content_type: str
+    #: the dataset whose version holds the file, when it is not a deposit (its content is copied
+    #: from that dataset's replicas when this one has none)
+    from_dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,8 @@ def _tree_commit(repo: Path, parent: str | None, base: str | None, *, keep_path:
 
 def _put_content(root: Path, dsid: str, files: Sequence[BundleFile], source: Callable[[BundleFile], Path],
                  progress: Callable[[int], None] | None) -> None:
-    """Every key on every writable replica of the dataset (quorum as the remote's), from `source`.
+    """Every key on every writable replica of the dataset (quorum as the remote's), from `source`
+    (a deposit) or, for a file of another dataset, from that dataset's replicas (verified).
 
     One key after the other: each waits mostly on its fsyncs (object, directories, checksum
     record), which this machine's file system serialises; 8 threads measured no faster
@@ -170,9 +176,24 @@ def _put_content(root: Path, dsid: str, files: Sequence[BundleFile], source: Cal
         for i, f in enumerate({f.key: f for f in files}.values()):
             key = parse_key(f.key)
             if not rs.present(key):
-                rs.store(key, source(f))
+                if f.from_dataset is None or f.from_dataset == dsid:
+                    rs.store(key, source(f))
+                else:
+                    _copy_across(root, replicas, f.from_dataset, key, rs)
             if progress is not None:
                 progress(i + 1)
+
+
+def _copy_across(root: Path, replicas: StoreReplicas, other: str, key: AnnexKey, rs: ReplicaSet) -> None:
+    """A key of dataset `other` into this dataset's replicas, through a verified local copy."""
+    fd, tmp = staging_file(root, "across")
+    os.close(fd)
+    try:
+        with replicas.for_dataset(other) as theirs:
+            theirs.retrieve(key, tmp)
+        rs.store(key, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_version(root: Path, dsid: str, files: Sequence[BundleFile], version: str, *,
