@@ -25,6 +25,7 @@ from cloud_servers import MirrorFixture, free_port, gcs_admin_client, silent_lis
 from dss_remote.backends import gcs
 from dss_remote.backends.base import Backend
 from dss_remote.backends.checksums import Digests
+from dss_remote.backends.cloud_common import MissingBucket
 from dss_remote.backends.gcs import GcsBackend
 from ria_store.errors import AccessError, CorruptError, UnavailableError
 
@@ -87,7 +88,7 @@ def test_gcs_missing_bucket(gcs_server: Any, gcs_mirror: MirrorFixture, tmp_path
                  lambda: backend.remove("ab/KEY")):
         with pytest.raises(UnavailableError) as exc:
             call()
-        assert type(exc.value) is UnavailableError
+        assert type(exc.value) is MissingBucket  # an UnavailableError that retrying will not fix
         assert_one_line(exc.value, url, f"bucket {backend.bucket_name} does not exist",
                         "create it or fix the mirror url")
 

@@ -29,6 +29,7 @@ from cloud_servers import AuthS3Server, Keys, MirrorFixture, free_port, s3_admin
 from dss_remote.backends import s3
 from dss_remote.backends.base import UPLOAD, Backend, ObjectInfo
 from dss_remote.backends.checksums import hex_to_b64
+from dss_remote.backends.cloud_common import MissingBucket
 from dss_remote.backends.s3 import S3Backend
 from ria_store.errors import AccessError, CorruptError, NotFoundError, UnavailableError
 
@@ -165,7 +166,7 @@ def test_s3_missing_bucket(s3_server: Any, s3_env: dict[str, str], tmp_path: Pat
                  lambda: backend.remove("ab/KEY")):
         with pytest.raises(UnavailableError) as exc:
             call()
-        assert type(exc.value) is UnavailableError
+        assert type(exc.value) is MissingBucket  # an UnavailableError that retrying will not fix
         assert_one_line(exc.value, url, f"bucket {bucket} does not exist", "create it or fix the mirror url")
 
 
