@@ -80,7 +80,7 @@ def _gc(args: argparse.Namespace) -> int:
     for r in results:
         for p in r.problems:
             print(f"dss: warning: {r.dataset}: {p}", file=sys.stderr)
-    for line in failed:
+    for line in failed + (pool.failed if pool else []):
         print(f"dss: could not collect {line}", file=sys.stderr)
     if failed:
         raise DssError(f"{len(failed)} dataset(s) were not collected (see above); nothing of theirs "

@@ -44,9 +44,10 @@ DEDUP_LOCK = "dss/locks/dedup.lock"
 #: held while `dss serve` counts a user's subscriptions and adds one (the per-user limit)
 SUBSCRIPTIONS_LOCK = "dss/locks/subscriptions.lock"
 
-#: files deposited over the write API and not yet in a bundle (`PUT /v1/files`): `objects/<key>`
-#: (content, 0444, by SHA256E key) and `records/<file uuid>/<version>.json` (what each file version
-#: is); never mirrored (a key reaches the mirrors when a bundle takes it into a dataset)
+#: files deposited over the write API and not yet in a bundle (`PUT /v1/files`): `objects/<hash
+#: dir>/<key>` (content, 0444, by SHA256E key; uploaded to every writable mirror under the same
+#: path before the deposit is answered), `records/<file uuid>/<version>.json` (what each file
+#: version is; never mirrored) and `pending/` (background copies)
 FILE_POOL = "dss/files"
 #: direct uploads in progress (the tus protocol): `<upload id>.part` and `<upload id>.json`;
 #: never mirrored, removed when finished into the file pool or older than the leftover age

@@ -29,7 +29,7 @@ from ria_store.keys import parse_key
 
 from ..access.gate import Identity
 from ..history import bundle_store, bundles, times
-from ..service import bundle_commit, bundle_delete, deposit_jobs, file_pool, staging, uploads
+from ..service import bundle_commit, bundle_delete, deposit_jobs, file_pool, pool_mirrors, staging, uploads
 from ..service.bundle_commit import BundleFile
 from ..service.names import check_name
 from . import params
@@ -119,7 +119,7 @@ def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
     upload_id = _upload_id(request, source)
     deposit = functools.partial(file_pool.deposit, root, uuid=uuid, version=version,
                                 content_type=content_type, creator_uid=_creator(body), owner=who.user,
-                                source=source)
+                                source=source, replicate=functools.partial(pool_mirrors.replicate, root))
     try:
         done = file_pool.lookup(root, uuid, version) if upload_id is not None else None
         if done is not None and done.source == source and done.owner == who.user:

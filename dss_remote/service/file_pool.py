@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -160,10 +160,13 @@ def check_declared(declared: Mapping[str, str], actual: Mapping[str, str], sourc
 
 def deposit(root: Path, staged: Path, *, uuid: str, version: str, name: str,
             declared: Mapping[str, str], content_type: str, creator_uid: int, owner: str | None,
-            source: str, need_sha256: bool = False) -> tuple[FileRecord, bool]:
+            source: str, need_sha256: bool = False,
+            replicate: Callable[[Path], None] | None = None) -> tuple[FileRecord, bool]:
     """Take the local file `staged` (under the store, on its file system) as file `uuid` at
     `version`: (its record, whether it is new). `staged` is consumed either way. Declared
-    checksums are checked against the bytes; `need_sha256` refuses content that declares none."""
+    checksums are checked against the bytes; `need_sha256` refuses content that declares none.
+    `replicate` puts the pool object on the other replicas before the record makes it visible
+    (pool_mirrors.replicate); when it fails, no record is written."""
     check_uuid(uuid)
     bundles.parse_version(version)
     try:
@@ -185,6 +188,8 @@ def deposit(root: Path, staged: Path, *, uuid: str, version: str, name: str,
                                           f"({old.key}); deposit this content under a new version")
                 return old, False
             _publish_object(root, key, staged, sums)
+            if replicate is not None:
+                replicate(object_path(root, key))
             write_bytes_atomic(path, json.dumps(record.to_json(), sort_keys=True).encode(), mode=0o444)
     finally:
         staged.unlink(missing_ok=True)
