@@ -112,8 +112,8 @@ def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
     if not isinstance(source, str) or not source:
         raise _bad("source_url is required: s3://BUCKET/KEY, gs://BUCKET/KEY, or the URL of a finished "
                    "upload (POST /v1/uploads)")
-    content_type = body.get("content_type") or "application/octet-stream"
-    if not isinstance(content_type, str) or len(content_type) > 200:
+    content_type = body.get("content_type") or None  # None: the name's (file_pool.deposit)
+    if content_type is not None and (not isinstance(content_type, str) or len(content_type) > 200):
         raise _bad("content_type must be a media type string")
     root = store_root(request)
     upload_id = _upload_id(request, source)

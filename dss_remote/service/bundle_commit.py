@@ -51,6 +51,7 @@ _ORA_UUID = "datalad.ora-remote.uuid"
 #: DataLad's convention; clones see this name)
 STORAGE_NAME = "dss-storage"
 _SYMLINK = "120000"
+_GENERIC_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -251,8 +252,10 @@ def _commit(root: Path, dsid: str, repo: Path, files: Sequence[BundleFile], c: _
     store_url = f"ria+file://{root}"
     message = (f"{_subject(version)}\n\nWritten through the DSS API by "
                f"{writer or 'an unknown writer'} (creator_uid {creator_uid}).\n")
-    identities = {f.name: {"file_uuid": f.file_uuid, "file_version": f.file_version,
-                           "content_type": f.content_type} for f in files}
+    # a generic type says nothing: the row keeps the one its path gives (as for a push)
+    identities = {f.name: {"file_uuid": f.file_uuid, "file_version": f.file_version}
+                  | ({"content_type": f.content_type} if f.content_type != _GENERIC_TYPE else {})
+                  for f in files}
     for _attempt in range(ATTEMPTS):
         tip = bare_repo.rev_parse(repo, branch)
         annex_tip = bare_repo.rev_parse(repo, _ANNEX)

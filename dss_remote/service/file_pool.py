@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -159,7 +160,7 @@ def check_declared(declared: Mapping[str, str], actual: Mapping[str, str], sourc
 
 
 def deposit(root: Path, staged: Path, *, uuid: str, version: str, name: str,
-            declared: Mapping[str, str], content_type: str, creator_uid: int, owner: str | None,
+            declared: Mapping[str, str], content_type: str | None, creator_uid: int, owner: str | None,
             source: str, need_sha256: bool = False,
             replicate: Callable[[Path], None] | None = None) -> tuple[FileRecord, bool]:
     """Take the local file `staged` (under the store, on its file system) as file `uuid` at
@@ -176,7 +177,9 @@ def deposit(root: Path, staged: Path, *, uuid: str, version: str, name: str,
         size, sums = digest_file(staged)
         check_declared(declared, sums, source)
         key = key_for(sums["sha256"], size, name)
-        record = FileRecord(uuid, version, key, size, sums, content_type, creator_uid, owner,
+        # no type given: the one the name says, as manifests of pushed datasets have it
+        ctype = content_type or mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+        record = FileRecord(uuid, version, key, size, sums, ctype, creator_uid, owner,
                             times.format_utc(times.now()), source)
         path = _record_path(root, uuid, version)
         makedirs_durable(path.parent)
