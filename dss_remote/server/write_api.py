@@ -51,6 +51,14 @@ def _bad(title: str, code: str = "illegal_arguments") -> ApiError:
     return ApiError(400, code, title)
 
 
+def _checked_write(request: Request, uuid: str) -> None:
+    """What every write route checks first: a writable server, then its parameters."""
+    writable(request)
+    params.check_known(request, ("replica", "version"))
+    params.check_uuid(uuid)
+    params.replica(request)
+
+
 def _version_required(request: Request) -> str:
     version = params.version(request)
     if version is None:
@@ -101,10 +109,7 @@ def _upload_id(request: Request, url: str) -> str | None:
 @router.put("/v1/files/{uuid}")
 def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
     """Deposit a file version from a staging bucket or a finished upload."""
-    writable(request)
-    params.check_known(request, ("replica", "version"))
-    params.check_uuid(uuid)
-    params.replica(request)
+    _checked_write(request, uuid)
     version = _version_required(request)
     who = signed_in(request, caller(request), "depositing a file")
     _fields(body, {"creator_uid", "source_url", "content_type", "bundle_uuid"})
@@ -288,10 +293,7 @@ def _may_write_bundle(request: Request, who: Identity | None, uuid: str) -> Iden
 @router.put("/v1/bundles/{uuid}")
 def put_bundle(uuid: str, request: Request, body: Json) -> JSONResponse:
     """A bundle version with exactly these files (a new dataset for a new uuid)."""
-    writable(request)
-    params.check_known(request, ("replica", "version"))
-    params.check_uuid(uuid)
-    params.replica(request)
+    _checked_write(request, uuid)
     version = _version_required(request)
     who = _may_write_bundle(request, caller(request), uuid)
     _fields(body, {"creator_uid", "files"})
@@ -303,10 +305,7 @@ def put_bundle(uuid: str, request: Request, body: Json) -> JSONResponse:
 @router.patch("/v1/bundles/{uuid}")
 def patch_bundle(uuid: str, request: Request, body: Json) -> JSONResponse:
     """A new version: the named version's files with `add_files` added and `remove_files` removed."""
-    writable(request)
-    params.check_known(request, ("replica", "version"))
-    params.check_uuid(uuid)
-    params.replica(request)
+    _checked_write(request, uuid)
     base = _version_required(request)
     who = require_write(request, caller(request), uuid)
     _fields(body, {"add_files", "remove_files", "creator_uid"})
@@ -340,10 +339,7 @@ def patch_bundle(uuid: str, request: Request, body: Json) -> JSONResponse:
 @router.delete("/v1/bundles/{uuid}")
 def delete_bundle(uuid: str, request: Request, body: Json) -> JSONResponse:
     """Tombstone one version, or every live version without `version` (admins only)."""
-    writable(request)
-    params.check_known(request, ("replica", "version"))
-    params.check_uuid(uuid)
-    params.replica(request)
+    _checked_write(request, uuid)
     version = params.version(request)
     who = require_admin(request, caller(request), "deleting a bundle", uuid)
     _fields(body, {"reason"})

@@ -28,6 +28,7 @@ from ria_store.atomic import fsync_dir, makedirs_durable, write_bytes_atomic
 from ria_store.errors import DssError, NotFoundError, from_os_error
 from ria_store.keys import parse_key
 from ria_store.layout import dirhash_lower
+from ria_store.listing import list_dir
 from ria_store.locks import FileLock
 
 from ..backends.checksums import DSS_NAMES, DssDigests
@@ -40,7 +41,6 @@ _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 #: git-annex's annex.maxextensionlength default, and how many extensions SHA256E keeps (.tar.gz)
 _MAX_EXT, _EXTS = 4, 2
 _EXT_RE = re.compile(rf"[A-Za-z0-9]{{1,{_MAX_EXT}}}")
-_READ = 1 << 20
 
 
 class VersionConflict(DssError):
@@ -117,12 +117,7 @@ def lookup(root: Path, uuid: str, version: str | None = None) -> FileRecord | No
     """A deposited file version (the newest without `version`); None when there is none."""
     directory = pool_dir(root) / "records" / check_uuid(uuid)
     if version is None:
-        try:
-            names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise from_os_error(e, str(directory)) from e
+        names = [n for n in list_dir(directory) if n.endswith(".json")]
         if not names:
             return None
         version = names[-1][:-5]
@@ -241,9 +236,3 @@ def staging_file(root: Path, prefix: str) -> tuple[int, Path]:
     makedirs_durable(directory)
     fd, name = tempfile.mkstemp(prefix=f".dss-tmp-{prefix}-", dir=directory)
     return fd, Path(name)
-
-
-def read_chunks(path: Path) -> Any:
-    with open(path, "rb") as f:
-        while chunk := f.read(_READ):
-            yield chunk
