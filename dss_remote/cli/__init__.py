@@ -27,6 +27,7 @@ from . import (
     mirror,
     pack,
     repair,
+    search,
     serve,
     sibling,
     subscribe,
@@ -37,7 +38,7 @@ from . import (
 logger = logging.getLogger(__name__)
 
 _GROUPS = (init, sibling, clone, mirror, fsck, repair, sync, checksums, pack, gc, dedup, bundles, events,
-           subscribe, deliver, demo, token, auth, acl, serve)
+           subscribe, deliver, demo, token, auth, acl, serve, search)
 _GROUPS = (*_GROUPS, __import__(f"{__name__}.checkout", fromlist=["register"]))  # type: ignore[assignment]
 
 

@@ -15,6 +15,10 @@ CONFIG = "dss/config.json"
 BUNDLES = "dss/bundles"
 #: the event journal: `<UTC day>/<event id>.json`, one immutable file per event
 EVENTS = "dss/events"
+#: store-side metadata records (`dss meta set`), per dataset; mirrored like the manifests
+META = "dss/meta"
+#: the search index (a cache rebuilt from manifests and the journal; never mirrored)
+SEARCH_INDEX = "dss/index"
 #: webhook subscriptions, `<uuid>.json`, mode 0600, or 0640 in a group-shared store (they hold
 #: the signing secret)
 SUBSCRIPTIONS = "dss/subscriptions"

@@ -5,7 +5,8 @@ Fields: `version` (format, 1), `mirrors` (list of mirror entries, see mirrors.py
 see delivery_policy.py) and the optional `leftover_age_hours` (how old a temp file, unfinished
 upload or empty directory of an interrupted write must be before `dss sync`/`dss repair` remove
 it: no writer is still busy with it; default 6) and the optional `server` (what `dss serve` needs:
-CORS origins, presigned URL lifetime, private callbacks; see server_settings.py). It never holds
+CORS origins, presigned URL lifetime, private callbacks; see server_settings.py) and the optional
+`search` (which files are read into search documents; see search_settings.py). It never holds
 credentials.
 """
 
@@ -24,6 +25,7 @@ from ria_store.errors import ConfigError, from_os_error
 from . import paths
 from .delivery_policy import DeliveryPolicy, parse_delivery
 from .mirrors import Mirror, parse_mirrors, parse_quorum
+from .search_settings import SearchSettings, parse_search
 from .server_settings import ServerSettings, parse_server
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 #: hours after its last write from which a leftover of an interrupted write is removed
 DEFAULT_LEFTOVER_AGE_HOURS = 6.0
-_FIELDS = {"version", "mirrors", "write_quorum", "delivery", "leftover_age_hours", "server"}
+_FIELDS = {"version", "mirrors", "write_quorum", "delivery", "leftover_age_hours", "server",
+           "search"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class StoreConfig:
     #: a temp file, unfinished upload or empty directory last written longer ago is a leftover
     leftover_age_hours: float = DEFAULT_LEFTOVER_AGE_HOURS
     server: ServerSettings = field(default_factory=ServerSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
 
     @property
     def leftover_age(self) -> timedelta:
@@ -71,6 +75,8 @@ class StoreConfig:
             out["leftover_age_hours"] = self.leftover_age_hours
         if not self.server.is_default():
             out["server"] = self.server.to_json()
+        if not self.search.is_default():
+            out["search"] = self.search.to_json()
         return out
 
     def dumps(self) -> str:
@@ -99,8 +105,9 @@ def parse_config(text: str, where: str) -> StoreConfig:
     delivery = parse_delivery(cfg["delivery"], where) if "delivery" in cfg else DeliveryPolicy()
     age = parse_leftover_age(cfg.get("leftover_age_hours", DEFAULT_LEFTOVER_AGE_HOURS), where)
     server = parse_server(cfg["server"], where) if "server" in cfg else ServerSettings()
+    search = parse_search(cfg["search"], where) if "search" in cfg else SearchSettings()
     config = StoreConfig(mirrors=mirrors, write_quorum=quorum, delivery=delivery, leftover_age_hours=age,
-                         server=server)
+                         server=server, search=search)
     parse_quorum(quorum, config.writable_replicas, where)
     return config
 

@@ -29,8 +29,10 @@ BUNDLE_CREATED = "bundle.created"
 BUNDLE_DELETED = "bundle.deleted"
 #: `dss gc` removed content of a dataset's keys no live version needs; the event says how much
 KEYS_COLLECTED = "keys.collected"
+#: `dss meta set` added store-side metadata to a dataset (version "") or to one bundle version
+META_UPDATED = "meta.updated"
 _ID_RE = re.compile(r"(\d{4}-\d\d-\d\d)T\d{6}\.\d{6}Z\.[0-9a-z.\-]+")
-_DAY_RE = re.compile(r"\d{4}-\d\d-\d\d")
+DAY_RE = re.compile(r"\d{4}-\d\d-\d\d")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,13 @@ def keys_collected(dsid: str, *, summary: str, when: datetime) -> Event:
     """The event of a `dss gc` run that collected keys of `dsid` (no version: `summary` says what
     went, and which report under `dss/gc/` lists the keys)."""
     return Event(f"{bundles.format_version(when)}.{dsid}", KEYS_COLLECTED, dsid, "", "", "",
+                 times.format_utc(when), summary)
+
+
+def meta_updated(dsid: str, version: str, *, summary: str, when: datetime) -> Event:
+    """The event of a metadata record written at `when` for `dsid` (all its versions when
+    `version` is empty); `summary` names the keys set and unset."""
+    return Event(f"{bundles.format_version(when)}.{dsid}", META_UPDATED, dsid, version, "", "",
                  times.format_utc(when), summary)
 
 
@@ -135,7 +144,7 @@ def iter_events(store_root: Path, since: str | None = None) -> Iterator[tuple[Ev
     key = since_key(since)
     root = store_root / paths.EVENTS
     for day in list_dir(root):
-        if not _DAY_RE.fullmatch(day) or (key and day < key[:10]):
+        if not DAY_RE.fullmatch(day) or (key and day < key[:10]):
             continue
         for name in list_dir(root / day):
             if name.startswith(".") or not name.endswith(".json") or name[:-5] <= key:

@@ -1,0 +1,1 @@
+"""Metadata search: bundle documents, the query languages, and the indexes that answer them."""
