@@ -19,8 +19,10 @@ is one `Bool` with three musts (`all_of`), `a OR b OR c` one with three shoulds 
   `any_of(Term(number), Term(text))` and bare `true`/`false` `any_of(Term(bool), Term(text))`
   (metadata may hold either); anything else, and any quoted value, a string `Term`.
 - `FIELD>bound`: a `Range`; a bare bound that is a JSON number is a number, else a string (so
-  `created>=2026-06-01` compares ISO strings). On the size field a bare value is a size: a number
-  with an optional unit B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (of 1024), any case.
+  `created>=2026-06-01` compares ISO strings).
+- On the size field (`size`, `manifest.files.size`) a bare value or bound must be a size: a number
+  with an optional unit B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (of 1024), any
+  case, optional decimals, giving an int (`size:4KiB` is `Term(size, 4096)`).
 - FIELD: the shortcuts of `FIELD_SHORTCUTS`; `meta.X` means `meta.X` (store metadata) or
   `files.*.X` (field X of any indexed JSON file); any other dotted name is a document path as is.
   Parts are letters, digits, `_` and `-`; `*` only as `files.*.X`.
@@ -35,7 +37,7 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from dss_remote.search.query import (
+from .query import (
     ANY_FILE,
     SORT_FIELDS,
     Exists,

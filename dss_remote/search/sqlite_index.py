@@ -17,7 +17,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode = DELETE")
     con.execute("PRAGMA synchronous = NORMAL")
     return con
+
+
+def _create(con: sqlite3.Connection) -> None:
+    """The schema in an empty database, in one transaction (one sync, not one per table)."""
+    con.executescript(f"BEGIN; {_DDL} PRAGMA user_version = {SCHEMA}; COMMIT;")
 
 
 def _why_unusable(path: Path) -> str | None:
@@ -241,7 +246,7 @@ class SqliteIndex:
             tmp.unlink(missing_ok=True)
             con = _connect(tmp)
             try:
-                con.executescript(_DDL + f"PRAGMA user_version = {SCHEMA};")
+                _create(con)
                 # events listed first: one written while we scan is applied again by the next catch-up
                 root = self.store_root / paths.EVENTS
                 with self._transaction(con):
@@ -296,6 +301,25 @@ class SqliteIndex:
                            f"`dss index {self.store_root} --rebuild`") from e
         hits = [Hit(r[0], r[1], r[2], json.loads(r[3]) if with_docs else None) for r in rows]
         return Results(total, hits)
+
+    def put_documents(self, docs: Iterable[dict[str, Any]]) -> int:
+        """Index documents as they are, replacing those of the same bundle fqid (an empty index
+        is made first if there is none): how a feeder other than the journal, a test or a
+        benchmark fills the index. `catch_up` may later replace them from the store."""
+        with self._lock():
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                con = _connect(self.path)
+                _create(con)
+                con.close()
+            con = self._connection()
+            n = 0
+            with self._transaction(con):
+                for doc in docs:
+                    self._remove(con, str(doc["bundle_fqid"]))
+                    self._insert(con, doc)
+                    n += 1
+        return n
 
     def stats(self) -> dict[str, int]:
         con = self._connection()
