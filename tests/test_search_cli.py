@@ -13,6 +13,8 @@ import pytest
 from conftest import run
 from search_data import SearchStore, search_store
 
+from dss_remote.admin.store import add_mirror
+from dss_remote.config.mirrors import Mirror
 from dss_remote.search.sqlite_index import index_path
 
 
@@ -158,3 +160,20 @@ def test_meta_set_refuses_bad_assignments_and_writes_nothing(own: SearchStore) -
     res = _dss("meta", "set", own.store, "~human-liver", "no equals sign", check=False)
     assert res.returncode == 1 and "neither key=value nor key:=JSON" in res.stderr
     assert not (own.store / "dss" / "meta").exists() or not any((own.store / "dss" / "meta").rglob("*.json"))
+
+
+def test_metadata_records_reach_the_mirrors_and_sync_writes_a_missing_event(own: SearchStore,
+                                                                             tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    add_mirror(own.store, Mirror(url=f"file://{mirror}", name="backup"))
+    out = _dss("meta", "set", own.store, "~human-liver", "doi=10.5281/zenodo.7").stdout
+    event_id = out.split("(event ")[1].rstrip(")\n")
+    records = list((own.store / "dss" / "meta").rglob("*.json"))
+    assert len(records) == 1
+    assert (mirror / records[0].relative_to(own.store)).read_bytes() == records[0].read_bytes()
+    event_file = next((own.store / "dss" / "events").rglob(f"{event_id}.json"))
+    event_file.unlink()
+    assert f"wrote missing event {event_id}" in _dss("sync", own.store).stdout
+    assert json.loads(event_file.read_bytes())["type"] == "meta.updated"
+    assert _found(own.store, "meta.doi:*") == [own.human_v1]

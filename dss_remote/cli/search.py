@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from ria_store import store as ria
-from ria_store.errors import DssError
+from ria_store.errors import DssError, one_line
 
+from ..config.store_config import read_config
 from ..history import bundle_store, bundles, meta_records
 from ..hook.publish import publish
+from ..replication.store_replicas import open_store_replicas
+from ..replication.sync import sync
 from ..search import query_language
 from ..search.sqlite_index import SqliteIndex
+from ..webhooks import outbox
 from .common import named_dataset
 
 
@@ -129,11 +134,20 @@ def _meta_set(args: argparse.Namespace) -> int:
     if not known:
         raise DssError(f"dataset {dsid} has no bundle versions in {store.path}; push to it first")
     rec, event = meta_records.add(store.path, dsid, version, values, unset, who=getpass.getuser())
-    publish(store.path, event, [])
+    problems = []
+    try:
+        if publish(store.path, event, []):
+            outbox.spawn_deliverer(store.path)
+    except (DssError, OSError) as e:
+        problems.append(f"event {event.event_id}: {one_line(e)}")
+    if read_config(store.path).mirrors:
+        problems += sync(open_store_replicas(store.path), [dsid], git_only=True).failed
     if args.json:
         print(json.dumps(rec.to_json(), indent=1))
     else:
         print(f"{dsid}{'@' + version if version else ''}: {event.reason} (event {event.event_id})")
+    for p in problems:
+        print(f"dss: warning: {p}; run `dss sync {store.path}` to finish", file=sys.stderr)
     return 0
 
 

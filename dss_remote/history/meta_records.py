@@ -146,6 +146,20 @@ def expand(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _summary(values: Mapping[str, Any], unset: Sequence[str]) -> str:
+    return ", ".join([f"set {k}" for k in values] + [f"unset {k}" for k in unset])
+
+
+def event_of(rec: MetaRecord) -> events.Event:
+    """The record's `meta.updated` event, as `add` made it (`dss sync` writes a missing one)."""
+    event = events.meta_updated(rec.dataset_id, rec.version or "", summary=_summary(rec.set, rec.unset),
+                                when=times.parse_utc(rec.at))
+    if event.event_id != rec.event_id:
+        raise DssError(f"metadata record of {rec.dataset_id} at {rec.at} names event {rec.event_id}, "
+                       f"but its time makes {event.event_id}")
+    return event
+
+
 def add(store_root: Path, dsid: str, version: str | None, values: Mapping[str, Any],
         unset: Sequence[str], *, who: str, now: datetime | None = None) -> tuple[MetaRecord, events.Event]:
     """Write a new record and return it with its `meta.updated` event (the caller publishes it:
@@ -153,7 +167,7 @@ def add(store_root: Path, dsid: str, version: str | None, values: Mapping[str, A
     if version is not None:
         bundles.parse_version(version)
     directory = meta_dir(store_root, dsid)
-    summary = ", ".join([f"set {k}" for k in values] + [f"unset {k}" for k in unset])
+    summary = _summary(values, unset)
     with FileLock(store_root / paths.META / f".{dsid}.lock"):
         when = now or times.now()
         while (directory / f"{bundles.format_version(when)}.json").exists() or events.event_path(

@@ -15,7 +15,7 @@ from ria_store import bare_repo
 from ria_store.errors import DssError, one_line
 from ria_store.layout import dataset_relpath
 
-from ..history import bundle_store, bundles, events, tombstones
+from ..history import bundle_store, bundles, events, meta_records, tombstones
 from ..webhooks import outbox
 from .install import has_hook
 from .publish import publish
@@ -50,7 +50,8 @@ def rebuild_versions(root: Path, dsid: str, repo: Path, out: CatchUp) -> None:
 
 
 def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
-    """Publish the event of every version, and of every tombstone, whose event file is missing."""
+    """Publish the event of every version, tombstone and metadata record whose event file is
+    missing."""
     log = bundle_store.read_log(root, dsid)
     by_version = {e.version: e for e in log}
     for entry in log:
@@ -74,6 +75,14 @@ def notify_missing(root: Path, dsid: str, out: CatchUp) -> None:
             out.notified.append(event.event_id)
         except (DssError, OSError) as e:
             out.problems.append(f"deletion event of {dsid}@{t.version}: {one_line(e)}")
+    for rec in meta_records.records(root, dsid):
+        if not rec.event_id or events.event_path(root, rec.event_id).is_file():
+            continue
+        try:
+            publish(root, meta_records.event_of(rec), [])
+            out.notified.append(rec.event_id)
+        except (DssError, OSError, ValueError) as e:
+            out.problems.append(f"metadata event of {dsid} at {rec.at}: {one_line(e)}")
 
 
 def catch_up(root: Path, dsids: list[str], repo_of: dict[str, Path]) -> CatchUp:

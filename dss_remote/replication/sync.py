@@ -119,12 +119,13 @@ def _differs(src: Backend, dst: Backend, mine: ObjectInfo, theirs: ObjectInfo | 
 
 def _listing(b: Backend, ds_rels: list[str], dsids: Iterable[str], event_days: list[str] | None
              ) -> dict[str, ObjectInfo]:
-    """The files of `b` that a mirror carries besides keys: top files, git sides, bundles, events."""
+    """The files of `b` that a mirror carries besides keys: top files, git sides, bundles,
+    metadata records, events."""
     out = {rel: info for rel in (VERSION_FILE, paths.CONFIG) if (info := b.info(rel)) is not None}
     for ds_rel in ds_rels:
         out.update((o.relpath, o) for o in b.iter_objects(ds_rel)
                    if not _is_private(o.relpath[len(ds_rel) + 1:]))
-    prefixes = [f"{paths.BUNDLES}/{d}" for d in dsids]
+    prefixes = [f"{root}/{d}" for root in (paths.BUNDLES, paths.META) for d in dsids]
     if event_days is None:
         prefixes.append(paths.EVENTS)
     else:
