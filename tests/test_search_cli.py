@@ -177,3 +177,18 @@ def test_metadata_records_reach_the_mirrors_and_sync_writes_a_missing_event(own:
     assert f"wrote missing event {event_id}" in _dss("sync", own.store).stdout
     assert json.loads(event_file.read_bytes())["type"] == "meta.updated"
     assert _found(own.store, "meta.doi:*") == [own.human_v1]
+
+
+def test_json_files_packed_into_an_archive_are_still_indexed(own: SearchStore) -> None:
+    queries = ("meta.species:human", "meta.scan.modality:T1w", "cortex")
+    before = [_found(own.store, q) for q in queries]
+
+    def loose_json() -> list[Path]:
+        return list(own.store.glob("*/*/annex/objects/*/*/*/*.json"))
+
+    assert loose_json()
+    _dss("pack", own.store, "--min-age", "0s", "--remove-loose")
+    assert not loose_json()
+    _dss("index", own.store, "--rebuild")
+    assert [_found(own.store, q) for q in queries] == before
+    assert before[0] == [own.human_v1]
