@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from api_data import isolated_home, push_new
 from conftest import run
 from search_data import SearchStore, search_store
 
@@ -192,3 +193,16 @@ def test_json_files_packed_into_an_archive_are_still_indexed(own: SearchStore) -
     _dss("index", own.store, "--rebuild")
     assert [_found(own.store, q) for q in queries] == before
     assert before[0] == [own.human_v1]
+
+
+def test_content_pushed_after_the_commit_is_indexed_by_the_next_catch_up(own: SearchStore, tmp_path: Path,
+                                                                          tools_path: str) -> None:
+    _dss("index", own.store)
+    with isolated_home(tmp_path, tools_path):
+        late = push_new(own.store, tmp_path / "late", {"meta/sample.json": b'{"species": "axolotl"}\n'},
+                        data="nothing")
+        first = json.loads(_dss("index", own.store, "--json").stdout)
+        assert [p["path"] for p in first["problems"]] == ["meta/sample.json"]
+        assert _found(own.store, "meta.species:axolotl") == []
+        run("datalad", "-l", "error", "push", "--to", "store", cwd=late.dataset)  # the content, no new commit
+    assert _found(own.store, "meta.species:axolotl") == [f"{late.dataset_id}.{late.versions[0]}"]

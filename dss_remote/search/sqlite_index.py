@@ -43,6 +43,10 @@ FILE_NAME = "search.sqlite"
 #: a day directory changed this recently may still get events in the same mtime tick: list it again
 _SETTLE_NS = 2_000_000_000
 _BATCH = 200
+#: how often one process looks again for content that was missing (`_retry_missing`)
+_RETRY_SECONDS = 60.0
+#: how a problem of content not (yet) in the store starts (documents.ContentReader says so)
+MISSING_CONTENT = "its content is not"
 
 _DDL = """
 CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -125,6 +129,7 @@ class SqliteIndex:
         self._meta: dict[str, list[meta_records.MetaRecord]] = {}
         self._readers: dict[str, documents.ContentReader] = {}
         self._replicas: Any = None
+        self._retried_at = -_RETRY_SECONDS
 
     # -- opening --------------------------------------------------------------------------
     @property
@@ -189,6 +194,7 @@ class SqliteIndex:
         order: `dss sync` writes missed ones later, so days are compared, not a cursor)."""
         report = self.ensure() or CatchUp()
         with self._lock():
+            self._forget_cache()  # aliases and metadata records as they are now
             con = self._connection()
             known = dict(con.execute("SELECT day, mtime_ns FROM journal_days").fetchall())
             root = self.store_root / paths.EVENTS
@@ -205,7 +211,24 @@ class SqliteIndex:
                 settled = time.time_ns() - mtime > _SETTLE_NS
                 con.execute("INSERT OR REPLACE INTO journal_days VALUES (?, ?)",
                             (day, mtime if settled else -1))
+            self._retry_missing(con, report)
         return report
+
+    def _retry_missing(self, con: sqlite3.Connection, report: CatchUp) -> None:
+        """Build again the documents of versions pushed before their content (`git push` first,
+        `git annex copy` later): no event says the content arrived."""
+        if time.monotonic() - self._retried_at < _RETRY_SECONDS:
+            return
+        self._retried_at = time.monotonic()
+        waiting = con.execute("SELECT DISTINCT dataset_id, version FROM problems WHERE reason LIKE ?",
+                              (MISSING_CONTENT + "%",)).fetchall()
+        for dsid, version in waiting:
+            with self._transaction(con):
+                con.execute("DELETE FROM problems WHERE dataset_id = ? AND version = ? AND reason LIKE ?",
+                            (dsid, version, MISSING_CONTENT + "%"))
+                quiet = CatchUp()  # still missing: reported when first found, not again
+                self._refresh(con, dsid, version, quiet)
+                report.documents += quiet.documents
 
     def _catch_up_day(self, con: sqlite3.Connection, directory: Path, day: str, report: CatchUp) -> None:
         done = {r[0] for r in con.execute(
@@ -222,7 +245,7 @@ class SqliteIndex:
                     except DssError as e:
                         logger.warning("search index: skipping event %s (%s)", eid, e)
                     else:
-                        self._apply(con, event, report)
+                        self._apply_safely(con, event, report)
                     con.execute("INSERT OR IGNORE INTO applied VALUES (?)", (eid,))
                     report.events += 1
 
@@ -277,6 +300,8 @@ class SqliteIndex:
         sort = sort or Sort()
         if sort.field not in SORT_FIELDS:
             raise QueryError(f"cannot sort by {sort.field!r}; sort by one of {', '.join(SORT_FIELDS)}")
+        if after is not None and (sort.field != "bundle_fqid" or sort.descending):
+            raise QueryError("paging with `after` needs results sorted by bundle_fqid, ascending")
         cond, params = sql_compile.Compiler().compile(query)
         where = [cond]
         if allowed is not None:
@@ -346,6 +371,27 @@ class SqliteIndex:
     def _forget_cache(self) -> None:
         self._aliases = None
         self._meta.clear()
+
+    def _apply_safely(self, con: sqlite3.Connection, event: events.Event, report: CatchUp) -> None:
+        """`_apply`, where a failure leaves this one version out (warned, and fixed by the next
+        `--rebuild`) rather than stopping the index at this event for good."""
+        try:
+            with self._savepoint(con):
+                self._apply(con, event, report)
+        except (DssError, OSError, ValueError, KeyError, TypeError) as e:
+            logger.warning("search index: event %s of %s not applied (%s); `dss index --rebuild` "
+                           "tries it again", event.event_id, event.dataset_id, e)
+
+    @contextlib.contextmanager
+    def _savepoint(self, con: sqlite3.Connection) -> Iterator[None]:
+        con.execute("SAVEPOINT apply")
+        try:
+            yield
+        except BaseException:
+            con.execute("ROLLBACK TO apply")
+            con.execute("RELEASE apply")
+            raise
+        con.execute("RELEASE apply")
 
     def _apply(self, con: sqlite3.Connection, event: events.Event, report: CatchUp) -> None:
         if event.type in (events.BUNDLE_CREATED, events.BUNDLE_DELETED) and event.version:
