@@ -37,6 +37,7 @@ setup(
         "asyncssh>=2.21",       # used directly: posix-rename, errors, the tests' SFTP server
         "tqdm>=4.60",           # progress bars of long dss commands on a TTY
         "requests>=2.28",       # webhook POSTs (already installed as a datalad dependency)
+        "jmespath>=1.0",        # jmespath_query subscriptions, as the DSS (already a boto3 dependency)
         "fastapi>=0.110",       # `dss serve`: routing, validation, the error handlers
         "uvicorn>=0.29",        # `dss serve`: the ASGI server (workers, TLS)
         # `dss serve`: JWTs of trusted issuers (RS256/ES256 verification, JWKS fetching and

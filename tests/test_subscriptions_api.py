@@ -194,22 +194,10 @@ def test_put_with_an_unknown_field(client: TestClient, store: Path) -> None:
          "form_fields, hmac_key_id, hmac_secret_key, jmespath_query, method, path, payload_form_field")
 
 
-def test_put_with_a_jmespath_query(client: TestClient, store: Path) -> None:
-    _bad(client, store, body(jmespath_query="event_type=='CREATE'"),
-         "jmespath_query: not supported yet (query subscriptions are issue 20); filter with dataset "
-         "and path instead")
-
-
-def test_put_with_an_es_query(client: TestClient, store: Path) -> None:
-    _bad(client, store, body(es_query={"query": {"match_all": {}}}),
-         "es_query: not supported yet (query subscriptions are issue 20); filter with dataset and "
-         "path instead")
-
-
 def test_put_with_attachments(client: TestClient, store: Path) -> None:
     _bad(client, store, body(attachments={"a": {"type": "jmespath", "expression": "x"}}),
-         "attachments: not supported yet (query subscriptions are issue 20); filter with dataset and "
-         "path instead")
+         "attachments: not supported (deliveries carry the event and its bundle document's id); "
+         "filter with jmespath_query, es_query, dataset or path")
 
 
 def test_put_with_multipart_encoding(client: TestClient, store: Path) -> None:

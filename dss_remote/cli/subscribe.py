@@ -28,6 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--dataset", metavar="ID", help="only events of this dataset (its DataLad id)")
     s.add_argument("--path", metavar="GLOB",
                    help="only versions that added, changed or removed a path matching GLOB ('*' crosses '/')")
+    q = s.add_mutually_exclusive_group()
+    q.add_argument("--query", metavar="QUERY",
+                   help="only versions whose bundle document matches QUERY, in `dss search`'s "
+                   "language (e.g. 'meta.species:mouse'; docs/search.md)")
+    q.add_argument("--jmespath", metavar="EXPR",
+                   help="only versions for which the JMESPath expression EXPR over the bundle "
+                   "document is truthy, as the DSS's jmespath_query (e.g. "
+                   "\"files.meta_sample_json.species == 'mouse'\")")
     s.add_argument("--json", action="store_true", help="print the subscription (without its secret) as JSON")
     s.set_defaults(func=_subscribe)
 
@@ -49,14 +57,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _describe(sub: Subscription) -> str:
     filters = [f"dataset={sub.dataset}"] if sub.dataset else []
     filters += [f"path={sub.path}"] if sub.path else []
+    filters += [f"query={sub.query}"] if sub.query is not None else []
+    filters += [f"jmespath={sub.jmespath_query}"] if sub.jmespath_query is not None else []
+    filters += ([f"es_query={json.dumps(sub.es_query, sort_keys=True)}"] if sub.es_query is not None
+                else [])
     return f"{sub.id}\t{redact_url(sub.url)}" + "".join(f"\t{f}" for f in filters)
 
 
 def _subscribe(args: argparse.Namespace) -> int:
     root = ria.open_store(args.store.absolute()).path
     subscriptions.check_url(args.url)  # the cheap checks first, so nothing is read or written in vain
+    subscriptions.check_queries(args.query, args.jmespath)
     secret = subscriptions.read_secret(args.secret_file)
-    sub = subscriptions.create(root, args.url, secret, args.dataset, args.path)
+    sub = subscriptions.create(root, args.url, secret, args.dataset, args.path, query=args.query,
+                               jmespath_query=args.jmespath)
     if args.json:
         print(json.dumps(sub.public_json(), indent=2, sort_keys=True))
     else:

@@ -10,8 +10,8 @@ from ..webhooks import outbox
 
 
 def publish(root: Path, event: events.Event, changed_paths: Sequence[str]) -> int:
-    """Queue `event` for every matching subscriber, then append it to the journal; return how many
-    subscribers will get it.
+    """Queue `event` for every matching subscriber (filters and queries: `outbox.enqueue`), then
+    append it to the journal; return how many subscribers will get it.
 
     In this order, a missing event file means "maybe not queued": `dss sync` then publishes it
     again (a delivery may repeat; receivers deduplicate on X-DSS-Delivery, which is stable), and a

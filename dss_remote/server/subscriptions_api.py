@@ -4,8 +4,11 @@ A subscription made here records its `owner` (the caller's user name). A caller 
 only their own (another's is 404, as if absent); admins see and delete all, including those made
 with `dss subscribe`, which have no owner. Secrets are never returned. Deliveries are always
 signed, so `hmac_secret_key` is required; `method` is POST and `encoding` application/json, the
-only ones the deliverer speaks; query subscriptions (`jmespath_query`, `es_query`,
-`attachments`) are issue 20 and refused for now. Non-admins must name a `dataset` they may read:
+only ones the deliverer speaks. A subscription may carry one query over the bundle document:
+`jmespath_query` (a JMESPath expression, as the DSS v2 API) or `es_query` (an Elasticsearch query
+object, as the DSS v1 API; our subset, search/es_dsl.py), checked here (a bad one is a 400 naming
+the problem) and run on each event's document (webhooks/query_filter.py); `attachments` are
+refused for now. Non-admins must name a `dataset` they may read:
 a subscription to every dataset would deliver events of datasets its owner may not read.
 The callback host is checked by `webhooks.callback_guard` here and again at each delivery.
 """
@@ -40,7 +43,7 @@ LIMIT = 100
 #: the DSS's request fields, and ours (`dataset`, `path`)
 _FIELDS = {"callback_url", "hmac_secret_key", "hmac_key_id", "method", "encoding", "attachments",
            "jmespath_query", "es_query", "form_fields", "payload_form_field", "dataset", "path"}
-_LATER = ("jmespath_query", "es_query", "attachments", "form_fields", "payload_form_field")
+_LATER = ("attachments", "form_fields", "payload_form_field")
 _MAX_SECRET = 4096
 
 
@@ -87,6 +90,9 @@ def public_document(sub: Subscription) -> dict[str, Any]:
         doc["dataset"] = sub.dataset
     if sub.path is not None:
         doc["path"] = sub.path
+    for name in ("jmespath_query", "es_query", "query"):  # `query`: made with `dss subscribe --query`
+        if getattr(sub, name) is not None:
+            doc[name] = getattr(sub, name)
     return doc
 
 
@@ -97,8 +103,8 @@ def _parse_new(request: Request, who: Identity, body: dict[str, Any]) -> dict[st
         raise _bad(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FIELDS))}")
     later = [k for k in _LATER if body.get(k) is not None]
     if later:
-        raise _bad(f"{', '.join(later)}: not supported yet (query subscriptions are issue 20); "
-                   "filter with dataset and path instead")
+        raise _bad(f"{', '.join(later)}: not supported (deliveries carry the event and its bundle "
+                   "document's id); filter with jmespath_query, es_query, dataset or path")
     method = _string(body, "method") or "POST"
     if method != "POST":
         raise _bad(f"method {method!r} is not supported yet; deliveries are POST")
@@ -113,6 +119,15 @@ def _parse_new(request: Request, who: Identity, body: dict[str, Any]) -> dict[st
     key_id = _string(body, "hmac_key_id")
     dataset = _string(body, "dataset")
     path = _string(body, "path")
+    jmespath_query = _string(body, "jmespath_query")
+    es_query = body.get("es_query")
+    if es_query is not None and not isinstance(es_query, dict):
+        raise _bad('es_query must be an object like {"query": {"term": {"files.meta_sample_json.'
+                   'species": "mouse"}}}')
+    try:
+        subscriptions.check_queries(jmespath_query=jmespath_query, es_query=es_query)
+    except DssError as e:
+        raise _bad(str(e)) from e
     try:
         subscriptions.check_url(url)
         if path is not None:
@@ -132,7 +147,8 @@ def _parse_new(request: Request, who: Identity, body: dict[str, Any]) -> dict[st
         callback_guard.check_callback(url, allow_private=request.app.state.settings.allow_private_callbacks)
     except callback_guard.CallbackRefusedError as e:
         raise _bad(str(e)) from e
-    return {"url": url, "secret": secret, "key_id": key_id, "dataset": dataset, "path": path}
+    return {"url": url, "secret": secret, "key_id": key_id, "dataset": dataset, "path": path,
+            "jmespath_query": jmespath_query, "es_query": es_query}
 
 
 @router.put("/v1/subscriptions", status_code=201)
@@ -152,7 +168,9 @@ def put_subscription(request: Request, who: Annotated[Identity | None, Depends(c
                            f"limit is {LIMIT}; delete one (DELETE /v1/subscriptions/UUID) first")
         try:
             sub = subscriptions.create(root, fields["url"], fields["secret"], fields["dataset"],
-                                       fields["path"], owner=user.user, key_id=fields["key_id"])
+                                       fields["path"], owner=user.user, key_id=fields["key_id"],
+                                       jmespath_query=fields["jmespath_query"],
+                                       es_query=fields["es_query"])
         except DssError as e:
             raise ApiError(400, "illegal_arguments", str(e)) from e
     gate_of(request).audit({"identity": user.user, "remote": request.client.host if request.client

@@ -54,15 +54,22 @@ def enqueue(store_root: Path, event: Event, changed_paths: Sequence[str]) -> int
     """Queue `event` for every subscription it matches; return how many subscribers will get it.
 
     A subscription matches when its `dataset` (if set) is the event's and its `path` glob (if set)
-    matches one of `changed_paths` (the paths the bundle version added, changed or removed). An
-    entry already queued for the same subscription and event is kept as it is (and counted).
-    Fast enough for the push hook: a directory listing and one small file per subscription.
+    matches one of `changed_paths` (the paths the bundle version added, changed or removed), and
+    its query (if any) matches the event's bundle document (query_filter.py). An entry already
+    queued for the same subscription and event is kept as it is (and counted). Fast enough for
+    the push hook: a directory listing and one small file per subscription, and the document
+    built once, only when a subscription with a query is left after the other filters.
     """
     now = time.time()
     queued = 0
     failures: list[str] = []
+    document = None
     for sub in subscriptions.load_all(store_root):
-        if not sub.matches(event, changed_paths):
+        if sub.has_query and document is None:
+            from .query_filter import EventDocument  # noqa: PLC0415  (only stores with queries load it)
+
+            document = EventDocument(store_root, event)
+        if not sub.matches(event, changed_paths, document):
             continue
         entry = Entry(entry_path(store_root, sub.id, event.event_id), sub.id, event,
                       delivery_id(sub.id, event.event_id), 0, now, now)

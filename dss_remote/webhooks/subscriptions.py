@@ -1,15 +1,20 @@
 """Webhook subscriptions: one file per subscriber, `dss/subscriptions/<uuid>.json`, mode 0600.
 
-A file holds {id, url, secret, dataset?, path?, created, owner?, key_id?}. The secret signs every delivery
-(HMAC-SHA256), so the files are readable by their owner only, are never printed, and are never
-mirrored. In a store shared by a Unix group they are 0640 and belong to the store's group
-(ria_store/sharing.py), because every member's push queues deliveries: the group is the trust
-boundary, and other users cannot read them. `dataset` limits a subscription to one dataset;
-`path` to versions that changed a path matching the glob (`bundles.path_matches`).
-`owner` is the user who subscribed through the HTTP API (`dss serve`); files without one were made
-by `dss subscribe` (an admin on the store) and stay valid. Owned subscriptions are the untrusted
-ones: their callback host is checked before each delivery (`callback_guard`). `key_id` is the
-DSS's `hmac_key_id`, kept to be shown back; it is not a secret.
+A file holds {id, url, secret, dataset?, path?, created, owner?, key_id?, and one of query?,
+jmespath_query?, es_query?}. The secret signs every delivery (HMAC-SHA256), so the files are
+readable by their owner only, are never printed, and are never mirrored. In a store shared by a Unix
+group they are 0640 and belong to the store's group (ria_store/sharing.py), because every member's
+push queues deliveries: the group is the trust boundary, and other users cannot read them. `dataset`
+limits a subscription to one dataset; `path` to versions that changed a path matching the glob
+(`bundles.path_matches`). `owner` is the user who subscribed through the HTTP API (`dss serve`);
+files without one were made by `dss subscribe` (an admin on the store) and stay valid. Owned
+subscriptions are the untrusted ones: their callback host is checked before each delivery
+(`callback_guard`). `key_id` is the DSS's `hmac_key_id`, kept to be shown back; it is not a secret.
+
+At most one of `query` (`dss search`'s language), `jmespath_query` (a JMESPath expression, as the
+DSS v2 API) and `es_query` (an Elasticsearch query object, as the DSS v1 API) limits a subscription
+to events whose bundle document matches (query_filter.py); they are checked when the subscription is
+made, and files without them stay valid.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ria_store.atomic import write_bytes_atomic
@@ -35,11 +40,19 @@ from ..config import paths
 from ..history import bundles, times
 from ..history.events import Event
 
+if TYPE_CHECKING:
+    from .query_filter import EventDocument
+
 logger = logging.getLogger(__name__)
 
 _ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_FIELDS = {"id", "url", "secret", "dataset", "path", "created", "owner", "key_id"}
+_FIELDS = {"id", "url", "secret", "dataset", "path", "created", "owner", "key_id", "query",
+           "jmespath_query", "es_query"}
+#: the query fields, of which a subscription has at most one
+QUERY_FIELDS = ("query", "jmespath_query", "es_query")
 _MAX_SECRET = 4096
+_MAX_QUERY = 4096
+_MAX_ES_QUERY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,12 +68,35 @@ class Subscription:
     #: who subscribed through the API; None for `dss subscribe` (an admin on the store)
     owner: str | None = None
     key_id: str | None = None
+    #: `dss search`'s language
+    query: str | None = None
+    #: a JMESPath expression (the DSS v2 API's); a truthy result matches
+    jmespath_query: str | None = None
+    #: an Elasticsearch query object (the DSS v1 API's), kept as given and parsed when matching
+    es_query: dict[str, Any] | None = field(default=None, hash=False)
 
-    def matches(self, event: Event, changed_paths: Sequence[str]) -> bool:
-        """Whether `event` (whose bundle version changed `changed_paths`) goes to this subscriber."""
+    @property
+    def has_query(self) -> bool:
+        return any(getattr(self, k) is not None for k in QUERY_FIELDS)
+
+    def matches(self, event: Event, changed_paths: Sequence[str],
+                document: EventDocument | None = None) -> bool:
+        """Whether `event` (whose bundle version changed `changed_paths`) goes to this subscriber.
+
+        A query subscription also needs `document`, the event's bundle document (built once per
+        event by the caller, on first use: `query_filter.EventDocument`)."""
         if self.dataset is not None and event.dataset_id != self.dataset:
             return False
-        return self.path is None or bundles.path_matches(self.path, changed_paths)
+        if self.path is not None and not bundles.path_matches(self.path, changed_paths):
+            return False
+        if not self.has_query:
+            return True
+        if document is None:
+            raise ValueError(f"subscription {self.id} has a query: matching needs the event's document")
+        from .query_filter import subscription_passes  # noqa: PLC0415  (only stores with queries load it)
+
+        return subscription_passes(self.id, document, query=self.query,
+                                   jmespath_query=self.jmespath_query, es_query=self.es_query)
 
     def to_json(self) -> dict[str, Any]:
         """The file's content, secret included."""
@@ -74,6 +110,9 @@ class Subscription:
             out["owner"] = self.owner
         if self.key_id is not None:
             out["key_id"] = self.key_id
+        for k in QUERY_FIELDS:
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
         return out
 
     def public_json(self) -> dict[str, Any]:
@@ -150,12 +189,44 @@ def subscription_path(store_root: Path, sub_id: str) -> Path:
     return subscriptions_dir(store_root) / f"{sub_id}.json"
 
 
+def _one_query(given: dict[str, Any]) -> None:
+    set_ = [k for k in QUERY_FIELDS if given.get(k) is not None]
+    if len(set_) > 1:
+        raise DssError(f"a subscription takes at most one of {', '.join(QUERY_FIELDS)} (got "
+                       f"{' and '.join(set_)}); write the conditions as one query")
+
+
+def check_queries(query: str | None = None, jmespath_query: str | None = None,
+                  es_query: Any = None) -> None:
+    """The query filters of a new subscription: at most one, and it parses; DssError (one line,
+    naming the problem) otherwise."""
+    _one_query({"query": query, "jmespath_query": jmespath_query, "es_query": es_query})
+    if query is None and jmespath_query is None and es_query is None:
+        return
+    from . import query_filter  # noqa: PLC0415  (heavier than the push hook needs without queries)
+
+    for name, text in (("query", query), ("JMESPath expression", jmespath_query)):
+        if text is not None and len(text) > _MAX_QUERY:
+            raise DssError(f"the {name} is {len(text)} characters long; keep it to {_MAX_QUERY}")
+    if query is not None:
+        query_filter.check_query(query)
+    if jmespath_query is not None:
+        query_filter.check_jmespath(jmespath_query)
+    if es_query is not None:
+        query_filter.check_es_query(es_query)
+        size = len(json.dumps(es_query))
+        if size > _MAX_ES_QUERY:
+            raise DssError(f"es_query is {size} bytes of JSON; keep it to {_MAX_ES_QUERY}")
+
+
 def create(store_root: Path, url: str, secret: str, dataset: str | None = None,
            path: str | None = None, *, now: datetime | None = None, owner: str | None = None,
-           key_id: str | None = None) -> Subscription:
+           key_id: str | None = None, query: str | None = None, jmespath_query: str | None = None,
+           es_query: dict[str, Any] | None = None) -> Subscription:
     """Validate and write a new subscription (mode 0600, 0640 in a group-shared store); nothing is
     written on bad input."""
     check_url(url)
+    check_queries(query, jmespath_query, es_query)
     if not secret:
         raise DssError("a subscription needs a non-empty secret")
     if dataset is not None:
@@ -166,7 +237,8 @@ def create(store_root: Path, url: str, secret: str, dataset: str | None = None,
         if value is not None and (not value or len(value) > 256 or any(c.isspace() for c in value)):
             raise DssError(f"subscription {what} {value!r} must be one word of at most 256 characters")
     created = times.format_utc(now or times.now(), timespec="seconds")
-    sub = Subscription(str(uuid.uuid4()), url, secret, dataset, path, created, owner, key_id)
+    sub = Subscription(str(uuid.uuid4()), url, secret, dataset, path, created, owner, key_id, query,
+                       jmespath_query, es_query)
     target = subscription_path(store_root, sub.id)
     try:
         write_bytes_atomic(target, json.dumps(sub.to_json(), indent=1, sort_keys=True).encode() + b"\n",
@@ -184,12 +256,16 @@ def _parse(data: bytes, sub_id: str, where: Path) -> Subscription:
             raise ValueError("not a subscription object with a matching id")
         if not isinstance(obj.get("secret"), str) or not obj["secret"]:
             raise ValueError("no secret")
-        for k in ("dataset", "path", "created", "owner", "key_id"):
+        for k in ("dataset", "path", "created", "owner", "key_id", "query", "jmespath_query"):
             if not isinstance(obj.get(k, ""), str):
                 raise ValueError(f"{k} is not a string")
+        if not isinstance(obj.get("es_query", {}), dict):
+            raise ValueError("es_query is not an object")
+        _one_query(obj)
         sub = Subscription(sub_id, check_url(str(obj.get("url"))), obj["secret"], obj.get("dataset"),
                            obj.get("path"), obj.get("created", ""), obj.get("owner"),
-                           obj.get("key_id"))
+                           obj.get("key_id"), obj.get("query"), obj.get("jmespath_query"),
+                           obj.get("es_query"))
         if sub.dataset is not None:
             check_dataset_id(sub.dataset)
     except (ValueError, DssError) as e:
