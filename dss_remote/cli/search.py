@@ -40,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        "'created>=2026-06-01 NOT alias:scratch'.")
     s.add_argument("store", type=Path)
     s.add_argument("query", help="the query ('' for every version)")
-    s.add_argument("--sort", default="-version",
-                   help="FIELD, -FIELD or FIELD:desc: version, created, dataset_id, alias, size, "
-                   "file_count (default -version: newest first)")
+    s.add_argument("--sort", default="version:desc",
+                   help="FIELD[:asc|:desc] (or --sort=-FIELD): version, created, dataset_id, alias, "
+                   "uuid, bundle_fqid, size, file_count (default version:desc: newest first)")
     s.add_argument("--limit", type=int, default=50, help="results per page (default 50)")
     s.add_argument("--page", type=int, default=1, help="page number, from 1")
     s.add_argument("--json", action="store_true",
