@@ -265,8 +265,9 @@ class SqliteIndex:
         report = CatchUp()
         with self._lock():
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.parent.glob(f".{self.path.name}.rebuild-*"):
+                stale.unlink(missing_ok=True)  # of a rebuild that was killed (we hold the lock)
             tmp = self.path.with_name(f".{self.path.name}.rebuild-{os.getpid()}")
-            tmp.unlink(missing_ok=True)
             con = _connect(tmp)
             try:
                 _create(con)

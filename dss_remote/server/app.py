@@ -23,6 +23,7 @@ from . import (
     files_api,
     health,
     meta_api,
+    search_api,
     uploads_api,
     write_api,
 )
@@ -35,12 +36,14 @@ logger = logging.getLogger(__name__)
 
 def _thread_limit(threads: int | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A lifespan setting the worker's thread pool size (anyio's default limiter, which FastAPI's
-    sync routes and Starlette's streams share) once its event loop runs."""
+    sync routes and Starlette's streams share) once its event loop runs, and starting the search
+    index's catch-up."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if threads is not None:
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        search_api.start(app)
         yield
 
     return lifespan
@@ -66,6 +69,7 @@ def create_app(store_root: Path, gate: Gate, *, public_url: str | None = None,
     app.state.settings = settings
     app.state.read_only = read_only
     app.state.file_index = FileIndex(store_root, cache_dir)
+    app.state.search_index = search_api.ServedIndex(store_root)
     errors.install(app)
     app.include_router(checkout_api.router)  # /v1/bundles/checkout/... before /v1/bundles/{uuid}
     app.include_router(write_api.router)
@@ -74,6 +78,7 @@ def create_app(store_root: Path, gate: Gate, *, public_url: str | None = None,
     app.include_router(collections_api.router)
     app.include_router(files_api.router)
     app.include_router(events_api.router)
+    app.include_router(search_api.router)
     app.include_router(meta_api.router)
     app.include_router(ria_tree_router)
     app.include_router(subscriptions_router)

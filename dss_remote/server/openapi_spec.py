@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from . import spec_checkout, spec_collections, spec_writes
+from . import spec_checkout, spec_collections, spec_search, spec_writes
 
 
 def server_version() -> str:
@@ -127,6 +127,7 @@ def build(api_url: str) -> dict[str, Any]:
         "info": {"title": "dss-remote: HCA Data Store API", "version": server_version(),
                  "description": DESCRIPTION},
         "servers": [{"url": api_url}],
-        "paths": _merged(_paths(), spec_writes.paths(), spec_collections.paths(), spec_checkout.paths()),
+        "paths": _merged(_paths(), spec_writes.paths(), spec_collections.paths(), spec_checkout.paths(),
+                         spec_search.paths()),
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
