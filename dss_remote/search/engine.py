@@ -58,8 +58,10 @@ class SearchIndex(Protocol):
     def close(self) -> None: ...
 
 
-def open_index(store_root: Path) -> SearchIndex:
-    """The store's index (the embedded one; a site's engine would be chosen here)."""
+def open_index(store_root: Path, *, retry_missing_every: float = 0.0) -> SearchIndex:
+    """The store's index (the embedded one; a site's engine would be chosen here).
+    `retry_missing_every`: how often a catch-up looks again for indexed files whose content was
+    not in the store yet (seconds; 0: every catch-up)."""
     from .sqlite_index import SqliteIndex  # noqa: PLC0415
 
-    return SqliteIndex(store_root)
+    return SqliteIndex(store_root, retry_missing_every=retry_missing_every)

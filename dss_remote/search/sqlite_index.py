@@ -43,8 +43,6 @@ FILE_NAME = "search.sqlite"
 #: a day directory changed this recently may still get events in the same mtime tick: list it again
 _SETTLE_NS = 2_000_000_000
 _BATCH = 200
-#: how often one process looks again for content that was missing (`_retry_missing`)
-_RETRY_SECONDS = 60.0
 #: how a problem of content not (yet) in the store starts (documents.ContentReader says so)
 MISSING_CONTENT = "its content is not"
 
@@ -119,8 +117,11 @@ class SqliteIndex:
     """The store's embedded index (see the module docstring); `engine.SearchIndex` is its contract."""
 
     def __init__(self, store_root: Path, path: Path | None = None, *,
-                 settings: SearchSettings | None = None) -> None:
+                 settings: SearchSettings | None = None, retry_missing_every: float = 0.0) -> None:
+        """`retry_missing_every`: seconds between looks for content that was missing (a server,
+        which catches up every second, looks once a minute; a command every time)."""
         self.store_root = store_root
+        self.retry_missing_every = retry_missing_every
         self.path = path or index_path(store_root)
         self._settings = settings
         self._con: sqlite3.Connection | None = None
@@ -129,7 +130,6 @@ class SqliteIndex:
         self._meta: dict[str, list[meta_records.MetaRecord]] = {}
         self._readers: dict[str, documents.ContentReader] = {}
         self._replicas: Any = None
-        self._retried_at = -_RETRY_SECONDS
 
     # -- opening --------------------------------------------------------------------------
     @property
@@ -217,9 +217,12 @@ class SqliteIndex:
     def _retry_missing(self, con: sqlite3.Connection, report: CatchUp) -> None:
         """Build again the documents of versions pushed before their content (`git push` first,
         `git annex copy` later): no event says the content arrived."""
-        if time.monotonic() - self._retried_at < _RETRY_SECONDS:
+        # the time is kept in the index: a server opens a new writer per catch-up
+        row = con.execute("SELECT value FROM info WHERE key = 'missing_retried_at'").fetchone()
+        now = time.time()
+        if row is not None and 0 <= now - float(row[0]) < self.retry_missing_every:
             return
-        self._retried_at = time.monotonic()
+        con.execute("INSERT OR REPLACE INTO info VALUES ('missing_retried_at', ?)", (str(now),))
         waiting = con.execute("SELECT DISTINCT dataset_id, version FROM problems WHERE reason LIKE ?",
                               (MISSING_CONTENT + "%",)).fetchall()
         for dsid, version in waiting:

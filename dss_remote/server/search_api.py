@@ -45,6 +45,8 @@ RAW_PAGE = (1, 10, 10)
 OUTPUT_FORMATS = ("summary", "raw")
 #: a search catches the index up first when the last catch-up is older than this (seconds)
 REFRESH_SECONDS = 1.0
+#: how often a catch-up looks again for JSON content pushed after its commit
+RETRY_MISSING_SECONDS = 60.0
 #: the largest search body read
 MAX_BODY = 1 << 20
 _ORDER = Sort("bundle_fqid", descending=False)
@@ -79,7 +81,7 @@ class ServedIndex:
                 return
             # a writer per catch-up: what it caches (aliases, the store's search settings, replicas)
             # is then never older than the catch-up
-            writer = open_index(self.store_root)
+            writer = open_index(self.store_root, retry_missing_every=RETRY_MISSING_SECONDS)
             try:
                 writer.catch_up()
             except Exception as e:  # best effort: a search answers from what the index holds
