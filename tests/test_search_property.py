@@ -15,11 +15,11 @@ from dss_remote.search import evaluate
 from dss_remote.search.query import Bool, Exists, Match, MatchAll, Query, Range, Sort, Term, Wildcard
 from dss_remote.search.sqlite_index import SqliteIndex
 
-WORDS = ["mouse", "Mouse", "rat", "T1w", "7", "a b", "", "mouse cortex", "x-y"]
+WORDS = ["mouse", "Mouse", "rat", "T1w", "7", "a b", "", "mouse cortex", "x-y", "annex", "raw"]
 KEYS = ["species", "age", "scan"]
 FIELDS = ["files.a_json.species", "files.a_json.age", "files.*.species", "files.*.age", "files.*.scan",
           "files.*.scan.age", "files.a_json.scan", "manifest.files.path", "manifest.files.size",
-          "meta.doi", "alias", "files.*", "files.b_json"]
+          "meta.doi", "alias", "files.*", "files.b_json", "manifest.files.type", "dataset_id"]
 
 #: fields most documents have: where equality and full text find something
 HOT = ["files.*.species", "files.*.age", "files.a_json.species", "files.*.scan.age"]
@@ -33,7 +33,7 @@ json_values = st.one_of(st.dictionaries(st.sampled_from(KEYS), inner_values, min
                         scalars)
 rows = st.fixed_dictionaries({
     "path": st.sampled_from(["raw/a.nii.gz", "raw/b.txt", "meta/a.json", "x[1].json"]),
-    "size": st.integers(0, 5000), "type": st.just("annex")})
+    "size": st.integers(0, 5000), "type": st.sampled_from(["annex", "git"])})
 
 
 @st.composite
@@ -74,6 +74,9 @@ queries = st.recursive(leaf_queries, lambda inner: st.builds(
 
 
 # -- the oracle: written from query.py's docstring, sharing no code with the index ------------------
+IDENTIFIERS = {"uuid", "version", "bundle_fqid", "dataset_id", "created", "ref", "commit"}
+
+
 def _walk(node: Any, parts: list[str]) -> Iterator[Any]:
     """The nodes at `parts` below `node`, arrays transparent."""
     if isinstance(node, list):
@@ -139,7 +142,13 @@ def oracle(q: Query, doc: dict[str, Any]) -> bool:  # noqa: PLR0911
     if isinstance(q, Exists):
         return any(True for n in _nodes(doc, q.field) for _ in _all_scalars(n))
     if isinstance(q, Match):
-        nodes = [doc] if q.field is None else _nodes(doc, q.field)
+        row_field = (q.field or "").startswith("manifest.") and q.field != "manifest.files.path"
+        if q.field is not None and (q.field in IDENTIFIERS or row_field):
+            return oracle(Term(q.field, q.text), doc)
+        if q.field is None:  # every text field: all but the identifiers and the rows' other fields
+            text_view = {k: v for k, v in doc.items() if k not in IDENTIFIERS and k != "manifest"}
+            text_view["paths"] = [r["path"] for r in doc["manifest"]["files"]]
+        nodes = [text_view] if q.field is None else _nodes(doc, q.field)
         have: set[str] = set()
         for n in nodes:
             for v in (_all_scalars(n) if q.field is None else _scalars(n)):

@@ -79,7 +79,7 @@ def _eval(q: Query, d: _Doc) -> bool:  # noqa: PLR0911  (one branch per clause k
 
 
 def _match(q: Match, d: _Doc) -> bool:
-    if not isinstance(q.text, str):
+    if not isinstance(q.text, str) or (q.field is not None and not lv.is_text(q.field)):
         if q.field is None:
             raise QueryError("full text needs text", clause="match")
         return _eval(Term(q.field, q.text), d)
@@ -87,7 +87,7 @@ def _match(q: Match, d: _Doc) -> bool:
     if not wanted:
         return False
     if q.field is None:
-        texts = [v for vs in d.by_field.values() for v in vs if isinstance(v, str)]
+        texts = [v for f, vs in d.by_field.items() if lv.is_text(f) for v in vs if isinstance(v, str)]
     else:
         texts = [v for v in d.values(q.field) if isinstance(v, str)]
     have: set[str] = set()

@@ -49,6 +49,21 @@ def split_pattern(field: str) -> tuple[str, str | None]:
                      "(e.g. files.*.species)", clause=field)
 
 
+#: identifier fields, matched whole (as Elasticsearch `keyword` fields): full text skips them, and
+#: `match` on one is a `term`. Every row field of `manifest.files` is one too, except `path`.
+KEYWORD_FIELDS = frozenset({"uuid", "version", "bundle_fqid", "dataset_id", "created", "ref", "commit"})
+_TEXT_ROW_FIELDS = frozenset({"manifest.files.path"})
+
+
+def is_text(field: str) -> bool:
+    """Whether a field's strings are full text (tokenized) rather than identifiers."""
+    if field in KEYWORD_FIELDS:
+        return False
+    if field.startswith("manifest."):
+        return field in _TEXT_ROW_FIELDS
+    return True
+
+
 def tokens(text: str) -> list[str]:
     """Full-text tokens: runs of letters and digits, case-folded (as SQLite's unicode61)."""
     return _TOKEN_RE.findall(text.casefold())

@@ -14,9 +14,12 @@ Semantics (the contract an index implements; docs/search.md says it for users):
   is special; case-sensitive).
 - `Exists`: the field, or some field below it, has a value.
 - `Match`: full text. The text's tokens (runs of letters and digits, case-folded) must occur in
-  string values of the field (any field when `field` is None): any one token with operator
-  "or", every token (each in some value) with "and". A text with no token matches nothing.
-  A non-string `Match` value is a `Term`.
+  string values of the field (of any *text* field when `field` is None): any one token with
+  operator "or", every token (each in some value) with "and". A text with no token matches
+  nothing. A non-string `Match` value, or a `Match` on an identifier field, is a `Term`.
+- Text fields are all but the identifiers (as Elasticsearch's `text` and `keyword`): `uuid`,
+  `version`, `bundle_fqid`, `dataset_id`, `created`, `ref`, `commit`, and every field of a
+  manifest row except `manifest.files.path` (keys, checksums, content types: matched whole).
 - `Bool`: every `must` and `filter` clause, no `must_not` clause, and, when there is no `must`
   and no `filter`, at least one `should` clause (as Elasticsearch; with must/filter present,
   `should` only ranks). A Bool with no clause matches everything.

@@ -3,7 +3,7 @@
 Every leaf clause is `d.id IN (SELECT doc FROM leaves WHERE …)`: an uncorrelated subquery SQLite
 runs once per search and probes by the (field, kind, value) index, so a query costs what its
 clauses select, not documents times clauses. Full text goes through the FTS5 table `leaf_text`,
-whose rows are the string leaves (same rowid).
+whose rows are the string leaves of text fields (same rowid; `leaves.is_text`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class Compiler:
         return self._leaf(q.field, cond, [kinds.pop(), *[stored(b) for _, b in bounds]])
 
     def _match(self, q: Match) -> str:
-        if not isinstance(q.text, str):
+        if not isinstance(q.text, str) or (q.field is not None and not lv.is_text(q.field)):
             if q.field is None:
                 raise QueryError("full text needs text", clause="match")
             return self._q(Term(q.field, q.text))

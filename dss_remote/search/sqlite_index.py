@@ -458,7 +458,7 @@ class SqliteIndex:
         if row is None:
             return False
         con.execute("DELETE FROM leaf_text WHERE rowid IN (SELECT id FROM leaves WHERE doc = ? "
-                    "AND kind = 's')", (row[0],))
+                    "AND kind = 's')", (row[0],))  # (rowids of keyword leaves are simply not there)
         con.execute("DELETE FROM leaves WHERE doc = ?", (row[0],))
         con.execute("DELETE FROM docs WHERE id = ?", (row[0],))
         return True
@@ -480,7 +480,7 @@ class SqliteIndex:
         for i, (f, v) in enumerate(lv.leaves(doc), start):
             kind = sql_compile.kind_of(v)
             leaf_rows.append((i, doc_id, f, lv.sub_field(f), kind, sql_compile.stored(v)))
-            if kind == "s":
+            if kind == "s" and lv.is_text(f):
                 text_rows.append((i, v))
         con.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?)", leaf_rows)
         con.executemany("INSERT INTO leaf_text(rowid, value) VALUES (?, ?)", text_rows)
