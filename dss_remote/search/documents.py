@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,21 +144,71 @@ def dataset_aliases(store_root: Path) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+class ParsedCache:
+    """Parsed contents by (key or blob, how parsed), least recently used first out, bounded by the
+    bytes they were parsed from. Content-addressed, so never stale: consecutive versions share
+    most of their JSON files, and a rebuild or catch-up reads each file once."""
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, bool], tuple[int, Any, str | None]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[str, bool]) -> tuple[Any, str | None] | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[1], item[2]
+
+    def put(self, key: tuple[str, bool], size: int, value: Any, problem: str | None) -> None:
+        if size > self.max_bytes // 8 or key in self._items:
+            return
+        self._items[key] = (size, value, problem)
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, (old, _, _) = self._items.popitem(last=False)
+            self._bytes -= old
+
+
 class ContentReader:
     """Reads indexed files of one dataset: git blobs from the bare repo in one batch, annexed
-    ones loose from the store, else through the store's replicas (archives, mirrors)."""
+    ones loose from the store, else through the store's replicas (archives, mirrors); each
+    file's parsed content (or why it has none) is kept in `cache` by its key or blob."""
 
     def __init__(self, store_root: Path, dsid: str, settings: SearchSettings,
-                 replicas: Any | None = None) -> None:
+                 replicas: Any | None = None, cache: ParsedCache | None = None) -> None:
         self.store_root, self.dsid, self.settings = store_root, dsid, settings
         self.repo = store_root / dataset_relpath(dsid)
         self._tree_version: str | None = None
         self._replicas = replicas  # StoreReplicas, opened when a key is not loose here
+        self.cache = cache if cache is not None else ParsedCache()
+
+    @staticmethod
+    def _cache_key(row: Mapping[str, Any]) -> tuple[str, bool]:
+        path = str(row["path"])
+        return _ident(row), path == DATALAD_CONFIG or path.endswith("/" + DATALAD_CONFIG)
 
     def read(self, rows: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], list[Problem]]:
         contents: dict[str, Any] = {}
         problems: list[Problem] = []
-        wanted = [r for r in rows if is_indexed(r, self.settings)]
+        wanted = []
+        for row in rows:
+            if not is_indexed(row, self.settings):
+                continue
+            path = str(row["path"])
+            size = row.get("size")
+            if isinstance(size, int) and size > self.settings.max_bytes:
+                problems.append(Problem(path, _ident(row), f"{size} bytes, over the index limit of "
+                                        f"{self.settings.max_bytes} (search.max_bytes)"))
+                continue
+            known = self.cache.get(self._cache_key(row)) if _ident(row) else None
+            if known is None:
+                wanted.append(row)
+            elif known[1] is None:
+                contents[path] = known[0]
+            else:
+                problems.append(Problem(path, _ident(row), known[1]))
         blobs = [str(r["git_blob"]) for r in wanted if r.get("type") == "git" and r.get("git_blob")]
         try:
             blob_data = bare_repo.read_blobs(self.repo, blobs) if blobs else {}
@@ -166,11 +217,6 @@ class ContentReader:
             blob_data = {}
         for row in wanted:
             path = str(row["path"])
-            size = row.get("size")
-            if isinstance(size, int) and size > self.settings.max_bytes:
-                problems.append(Problem(path, _ident(row), f"{size} bytes, over the index limit of "
-                                        f"{self.settings.max_bytes} (search.max_bytes)"))
-                continue
             try:
                 if row.get("type") == "git":
                     data = blob_data.get(str(row.get("git_blob")))
@@ -178,12 +224,23 @@ class ContentReader:
                         raise ValueError("its git blob is not in the dataset's repository")
                 else:
                     data = self._annexed(str(row.get("key")))
-                if len(data) > self.settings.max_bytes:
-                    raise ValueError(f"{len(data)} bytes, over the index limit of "
-                                     f"{self.settings.max_bytes} (search.max_bytes)")
-                contents[path] = parse_content(path, data)
-            except (ValueError, DssError, OSError) as e:
+            except (ValueError, DssError, OSError) as e:  # not readable (yet): never cached
                 problems.append(Problem(path, _ident(row), str(e)))
+                continue
+            value, problem = None, None
+            if len(data) > self.settings.max_bytes:
+                problem = (f"{len(data)} bytes, over the index limit of {self.settings.max_bytes} "
+                           "(search.max_bytes)")
+            else:
+                try:
+                    value = parse_content(path, data)
+                except ValueError as e:
+                    problem = str(e)
+            self.cache.put(self._cache_key(row), len(data), value, problem)
+            if problem is None:
+                contents[path] = value
+            else:
+                problems.append(Problem(path, _ident(row), problem))
         return contents, problems
 
     def _annexed(self, key_text: str) -> bytes:
