@@ -134,6 +134,7 @@ class SqliteIndex:
         self.retry_missing_every = retry_missing_every
         self.path = path or index_path(store_root)
         self._settings = settings
+        self._settings_from_store = settings is None
         self._con: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None
         self._aliases: dict[str, list[str]] | None = None
@@ -318,28 +319,31 @@ class SqliteIndex:
         if after is not None and (sort.field != "bundle_fqid" or sort.descending):
             raise QueryError("paging with `after` needs results sorted by bundle_fqid, ascending")
         cond, params = sql_compile.Compiler().compile(query)
-        where = [cond]
         if allowed is not None:
-            where.append("d.dataset_id IN (SELECT value FROM json_each(?))")
+            cond = f"({cond}) AND d.dataset_id IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(sorted(allowed)))
-        count_where = " AND ".join(where)
-        count_params = list(params)
-        if after is not None:
-            where.append("d.bundle_fqid > ?")
-            params.append(after)
         direction = "DESC" if sort.descending else "ASC"
-        cols = "d.bundle_fqid, d.dataset_id, d.version" + (", d.body" if with_docs else "")
-        sql = (f"SELECT {cols} FROM docs d WHERE {' AND '.join(where)} "
-               f"ORDER BY d.{sort.field} {direction}, d.bundle_fqid ASC LIMIT ? OFFSET ?")
+        # one pass: the matches, counted by a window over all of them, then this page of them
+        inner = (f"SELECT d.id, d.bundle_fqid, d.dataset_id, d.version, d.{sort.field} AS s, "
+                 f"count(*) OVER () AS total FROM docs d WHERE {cond}")
+        sql = (f"SELECT x.bundle_fqid, x.dataset_id, x.version, x.total{', b.body' if with_docs else ''} "
+               f"FROM ({inner}) x {'JOIN docs b ON b.id = x.id' if with_docs else ''} "
+               f"WHERE {'x.bundle_fqid > ?' if after is not None else '1'} "
+               f"ORDER BY x.s {direction}, x.bundle_fqid ASC LIMIT ? OFFSET ?")
         con = self._connection()
         try:
-            total = con.execute(f"SELECT count(*) FROM docs d WHERE {count_where}",
-                                count_params).fetchone()[0]
-            rows = con.execute(sql, [*params, limit, offset]).fetchall()
+            rows = con.execute(sql, [*params, *([after] if after is not None else []), limit,
+                                     offset]).fetchall()
+            if rows:
+                total = rows[0][3]
+            elif offset or after is not None:  # past the last page: count them apart
+                total = con.execute(f"SELECT count(*) FROM docs d WHERE {cond}", params).fetchone()[0]
+            else:
+                total = 0
         except sqlite3.DatabaseError as e:
             raise DssError(f"search index {self.path} cannot answer ({e}); rebuild it with "
                            f"`dss index {self.store_root} --rebuild`") from e
-        hits = [Hit(r[0], r[1], r[2], _unpack(r[3]) if with_docs else None) for r in rows]
+        hits = [Hit(r[0], r[1], r[2], _unpack(r[4]) if with_docs else None) for r in rows]
         return Results(total, hits)
 
     def put_documents(self, docs: Iterable[dict[str, Any]]) -> int:
@@ -384,8 +388,14 @@ class SqliteIndex:
         con.execute("COMMIT")
 
     def _forget_cache(self) -> None:
+        """Forget what may change without an event: aliases, metadata records (their events are
+        applied after this), the store's search settings and the readers made with them. Parsed
+        file contents stay: they are content-addressed."""
         self._aliases = None
         self._meta.clear()
+        if self._settings_from_store:
+            self._settings = None
+            self._readers.clear()
 
     def _apply_safely(self, con: sqlite3.Connection, event: events.Event, report: CatchUp) -> None:
         """`_apply`, where a failure leaves this one version out (warned, and fixed by the next

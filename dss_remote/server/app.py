@@ -45,6 +45,7 @@ def _thread_limit(threads: int | None) -> Callable[[FastAPI], AbstractAsyncConte
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         search_api.start(app)
         yield
+        search_api.stop(app)
 
     return lifespan
 

@@ -67,6 +67,7 @@ class ServedIndex:
         self._caught_up_at: float | None = None
         self._warned = False
         self._readers = threading.local()
+        self._writer: SearchIndex | None = None
 
     def _due(self) -> bool:
         last = self._caught_up_at
@@ -79,9 +80,11 @@ class ServedIndex:
         with self._lock:
             if not self._due():  # another thread did while this one waited
                 return
-            # a writer per catch-up: what it caches (aliases, the store's search settings, replicas)
-            # is then never older than the catch-up
-            writer = open_index(self.store_root, retry_missing_every=RETRY_MISSING_SECONDS)
+            # one writer for the process: a catch-up reads aliases, metadata and the store's search
+            # settings afresh, and keeps the parsed JSON files (content-addressed) for the next one
+            if self._writer is None:
+                self._writer = open_index(self.store_root, retry_missing_every=RETRY_MISSING_SECONDS)
+            writer = self._writer
             try:
                 writer.catch_up()
             except Exception as e:  # best effort: a search answers from what the index holds
@@ -95,9 +98,13 @@ class ServedIndex:
                     logger.debug("search index catch-up failed again: %s", e)
             else:
                 self._warned = False
-            finally:
-                writer.close()
             self._caught_up_at = time.monotonic()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def start(self) -> None:
         """Catch up in the background (at server start: a first build may take a while, and every
@@ -109,6 +116,12 @@ class ServedIndex:
         if reader is None:
             reader = self._readers.index = open_index(self.store_root)
         return reader.search(query, **options)
+
+
+def stop(app: FastAPI) -> None:
+    """At shutdown: close the catch-up's writer (its connection, and any replicas it opened)."""
+    index: ServedIndex = app.state.search_index
+    index.close()
 
 
 def served_index(request: Request) -> ServedIndex:
