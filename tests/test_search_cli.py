@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from search_data import SearchStore, search_store
 
 from dss_remote.admin.store import add_mirror
 from dss_remote.config.mirrors import Mirror
-from dss_remote.search.sqlite_index import index_path
+from dss_remote.search.sqlite_index import SCHEMA, index_path
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +146,7 @@ def test_an_index_of_an_older_schema_is_rebuilt_and_says_so(own: SearchStore) ->
     con.execute("PRAGMA user_version = 0")
     con.close()
     res = _dss("index", own.store)
-    assert "rebuilt the index: it has schema 0, this dss-remote writes 1" in res.stdout
+    assert f"rebuilt the index: it has schema 0, this dss-remote writes {SCHEMA}" in res.stdout
 
 
 def test_a_query_that_does_not_parse_points_at_the_position(ss: SearchStore) -> None:
@@ -206,3 +207,26 @@ def test_content_pushed_after_the_commit_is_indexed_by_the_next_catch_up(own: Se
         assert _found(own.store, "meta.species:axolotl") == []
         run("datalad", "-l", "error", "push", "--to", "store", cwd=late.dataset)  # the content, no new commit
     assert _found(own.store, "meta.species:axolotl") == [f"{late.dataset_id}.{late.versions[0]}"]
+
+
+_DIE_MID_WRITE = """
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA cache_size = 1")  # spill: the journal and the file both change before a commit
+con.execute("BEGIN IMMEDIATE")
+con.execute("DELETE FROM leaves")
+os._exit(9)  # as a kill -9 mid-transaction
+"""
+
+
+def test_a_writer_killed_mid_transaction_leaves_nothing_a_rebuild_trips_on(own: SearchStore) -> None:
+    _dss("index", own.store)
+    path = index_path(own.store)
+    res = subprocess.run([sys.executable, "-c", _DIE_MID_WRITE, str(path)], check=False)
+    assert res.returncode == 9
+    assert path.with_name(path.name + "-journal").exists(), "the killed writer left its journal"
+    _dss("index", own.store, "--rebuild")
+    assert not path.with_name(path.name + "-journal").exists()
+    assert _found(own.store, "meta.species:human") == [own.human_v1]
+    again = json.loads(_dss("index", own.store, "--json").stdout)
+    assert (again["documents"], again["rebuilt_because"]) == (0, None), again

@@ -80,7 +80,7 @@ def _index(args: argparse.Namespace) -> int:
         report = index.rebuild() if args.rebuild else index.catch_up()
         stats = index.stats()
     if args.json:
-        print(json.dumps(report.to_json() | stats, indent=1))
+        print(json.dumps(report.to_json() | {"index": stats}, indent=1))
         return 0
     if report.rebuilt_because:
         print(f"rebuilt the index: {report.rebuilt_because}")

@@ -39,7 +39,7 @@ from .query import SORT_FIELDS, Query, QueryError, Sort
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = 1
+SCHEMA = 2
 FILE_NAME = "search.sqlite"
 #: a day directory changed this recently may still get events in the same mtime tick: list it again
 _SETTLE_NS = 2_000_000_000
@@ -51,12 +51,13 @@ _DDL = """
 CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
 CREATE TABLE docs(id INTEGER PRIMARY KEY, bundle_fqid TEXT UNIQUE NOT NULL, dataset_id TEXT NOT NULL,
   version TEXT NOT NULL, uuid TEXT NOT NULL, alias TEXT, created TEXT NOT NULL, size INTEGER NOT NULL,
-  file_count INTEGER NOT NULL, body BLOB NOT NULL);
+  file_count INTEGER NOT NULL);
+CREATE TABLE bodies(id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE INDEX docs_dataset ON docs(dataset_id, version);
 CREATE TABLE leaves(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, field TEXT NOT NULL, sub TEXT,
   kind TEXT NOT NULL, value);
-CREATE INDEX leaves_field ON leaves(field, kind, value);
-CREATE INDEX leaves_sub ON leaves(sub, kind, value) WHERE sub IS NOT NULL;
+CREATE INDEX leaves_field ON leaves(field, kind, value, doc);
+CREATE INDEX leaves_sub ON leaves(sub, kind, value, doc) WHERE sub IS NOT NULL;
 CREATE INDEX leaves_doc ON leaves(doc);
 CREATE VIRTUAL TABLE leaf_text USING fts5(value, tokenize = 'unicode61 remove_diacritics 0');
 CREATE TABLE journal_days(day TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL) WITHOUT ROWID;
@@ -300,6 +301,10 @@ class SqliteIndex:
                     with self._transaction(con):
                         self._refresh_dataset(con, dsid, report)
                 con.close()
+                # A writer that died mid-transaction left the old file's rollback journal; SQLite
+                # would play it onto the new file (and corrupt it). Nobody else writes: we hold
+                # the lock, so it is a dead writer's, and the old file goes anyway.
+                self.path.with_name(self.path.name + "-journal").unlink(missing_ok=True)
                 os.replace(tmp, self.path)
             except BaseException:
                 con.close()
@@ -327,7 +332,7 @@ class SqliteIndex:
         inner = (f"SELECT d.id, d.bundle_fqid, d.dataset_id, d.version, d.{sort.field} AS s, "
                  f"count(*) OVER () AS total FROM docs d WHERE {cond}")
         sql = (f"SELECT x.bundle_fqid, x.dataset_id, x.version, x.total{', b.body' if with_docs else ''} "
-               f"FROM ({inner}) x {'JOIN docs b ON b.id = x.id' if with_docs else ''} "
+               f"FROM ({inner}) x {'JOIN bodies b ON b.id = x.id' if with_docs else ''} "
                f"WHERE {'x.bundle_fqid > ?' if after is not None else '1'} "
                f"ORDER BY x.s {direction}, x.bundle_fqid ASC LIMIT ? OFFSET ?")
         con = self._connection()
@@ -482,6 +487,7 @@ class SqliteIndex:
                     "AND kind = 's')", (row[0],))  # (rowids of keyword leaves are simply not there)
         con.execute("DELETE FROM leaves WHERE doc = ?", (row[0],))
         con.execute("DELETE FROM docs WHERE id = ?", (row[0],))
+        con.execute("DELETE FROM bodies WHERE id = ?", (row[0],))
         return True
 
     def _insert(self, con: sqlite3.Connection, doc: dict[str, Any]) -> None:
@@ -490,11 +496,12 @@ class SqliteIndex:
         alias = doc.get("alias")
         first_alias = alias if isinstance(alias, str) else (alias[0] if alias else None)
         cur = con.execute(
-            "INSERT INTO docs(bundle_fqid, dataset_id, version, uuid, alias, created, size, file_count,"
-            " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO docs(bundle_fqid, dataset_id, version, uuid, alias, created, size, file_count)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (doc["bundle_fqid"], doc["dataset_id"], doc["version"], doc["uuid"], first_alias,
-             doc["created"], size, len(rows), _pack(doc)))
+             doc["created"], size, len(rows)))
         doc_id = cur.lastrowid
+        con.execute("INSERT INTO bodies VALUES (?, ?)", (doc_id, _pack(doc)))
         start = con.execute("SELECT coalesce(max(id), 0) FROM leaves").fetchone()[0] + 1
         leaf_rows = []
         text_rows = []
