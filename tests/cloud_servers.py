@@ -448,7 +448,10 @@ def s3_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthS3S
     try:
         iam = _s3_client(server.endpoint, service="iam")
         admin = _iam_user(iam, "dss-admin", ["s3:*"])
-        reader = _iam_user(iam, "dss-reader", ["s3:GetObject", "s3:ListBucket"])
+        # HEAD and listing need s3:GetObject and s3:ListBucket on AWS; moto (since 2026-12) asks
+        # for actions named after the operations too: granting both keeps this user read-only
+        reader = _iam_user(iam, "dss-reader", ["s3:GetObject", "s3:HeadObject", "s3:ListBucket",
+                                                "s3:ListObjectsV2", "s3:ListObjects"])
         request = urllib.request.Request(f"{server.endpoint}/moto-api/reset-auth", data=b"0",
                                          method="POST", headers={"Content-Type": "text/plain"})
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -3,11 +3,14 @@ remote so the hook records real manifests and events. Built once per module (`se
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest
 from api_data import Pushed, isolated_home, push_more, push_new
 
 from dss_remote.admin.store import init_store
@@ -75,3 +78,26 @@ def search_store(base: Path, tools_path: str) -> SearchStore:
         ria.set_alias(st, mouse.dataset_id, "mouse-study")
         ria.set_alias(st, human.dataset_id, "human-liver")
     return SearchStore(store, mouse, human)
+
+
+def shared_store(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> SearchStore:
+    """`search_store`, built once per run and shared by the xdist workers (a lock in the run's
+    temp root, as hca_venv does). Tests only search it (the index in it is caught up under its own
+    lock); a test that changes the store works on a copy."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's root, above each worker's own
+    base = root / "search-cli-store"
+    built = base / "built.json"
+    with open(root / "search-cli-store.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.exists():
+            shutil.rmtree(base, ignore_errors=True)  # what a failed attempt left
+            data = search_store(base, tools_path)
+            built.write_text(json.dumps({n: {"dataset": str(p.dataset), "dataset_id": p.dataset_id,
+                                             "versions": p.versions}
+                                         for n, p in (("mouse", data.mouse), ("human", data.human))}))
+    saved = json.loads(built.read_text())
+    store = base / "store"
+    return SearchStore(store, *(Pushed(store, Path(saved[n]["dataset"]), saved[n]["dataset_id"],
+                                       saved[n]["versions"]) for n in ("mouse", "human")))

@@ -13,25 +13,27 @@ from pathlib import Path
 import pytest
 from api_data import isolated_home, push_new
 from conftest import run
-from search_data import SearchStore, search_store
+from search_data import SearchStore, shared_store
 
 from dss_remote.admin.store import add_mirror
 from dss_remote.config.mirrors import Mirror
-from dss_remote.search.sqlite_index import SCHEMA, index_path
+from dss_remote.search import query_language
+from dss_remote.search.sqlite_index import SCHEMA, SqliteIndex, index_path
 
 
 @pytest.fixture(scope="module")
 def ss(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> SearchStore:
-    """The store, copied per test that changes it (`own`)."""
-    return search_store(tmp_path_factory.mktemp("search"), tools_path)
+    """The store (one per run), copied per test that changes it (`own`)."""
+    return shared_store(tmp_path_factory, tools_path)
 
 
 @pytest.fixture
 def own(ss: SearchStore, tmp_path: Path) -> SearchStore:
     """A copy of the module's store this test may change (tombstones, metadata, a broken index)."""
     copy = tmp_path / "store"
-    shutil.copytree(ss.store, copy, symlinks=True)
-    shutil.rmtree(index_path(copy).parent, ignore_errors=True)  # each test starts without one
+    index_dir = index_path(ss.store).parent  # other workers search the shared store meanwhile
+    shutil.copytree(ss.store, copy, symlinks=True,
+                    ignore=lambda d, names: names if Path(d) == index_dir else [])
     return SearchStore(copy, ss.mouse, ss.human)
 
 
@@ -40,26 +42,35 @@ def _dss(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[s
 
 
 def _found(store: Path, query: str, *extra: str) -> list[str]:
+    """What `dss search --json` finds (a process per call: for the tests of the command itself)."""
     out = json.loads(_dss("search", store, query, "--json", *extra).stdout)
     return [r["bundle_fqid"] for r in out["results"]]
+
+
+def _hits(store: Path, query: str, sort: str = "version:desc") -> list[str]:
+    """What `dss search` finds, in this process (its catch-up and search, without the start-up)."""
+    with SqliteIndex(store) as index:
+        index.catch_up()
+        res = index.search(query_language.parse(query), sort=query_language.parse_sort(sort), limit=50)
+    return [h.bundle_fqid for h in res.hits]
 
 
 def test_search_finds_exactly_the_versions_whose_json_says_so(ss: SearchStore) -> None:
     s = ss.store
     assert _found(s, "meta.species:mouse") == [ss.mouse_v1]
-    assert _found(s, "files.meta_sample_json.species:rat") == [ss.mouse_v2]
-    assert _found(s, "meta.species:human AND meta.donors.age>=60") == [ss.human_v1]
-    assert _found(s, "meta.donors.age>61") == []
-    assert _found(s, "cortex", "--sort", "version") == [ss.mouse_v1, ss.mouse_v2]  # the description too
-    assert _found(s, "path:raw/*.nii.gz", "--sort", "version") == [ss.mouse_v1, ss.mouse_v2]
-    assert _found(s, "path:raw/sub-02.nii.gz") == [ss.mouse_v2]
-    assert _found(s, "files.meta_sample_json.scan.field_t>=7") == [ss.mouse_v1]
-    assert _found(s, "alias:human-liver") == [ss.human_v1]
-    assert _found(s, "NOT alias:mouse-study") == [ss.human_v1]
-    assert _found(s, f"dataset:{ss.human.dataset_id} OR meta.species:rat", "--sort", "version") == [
+    assert _hits(s, "files.meta_sample_json.species:rat") == [ss.mouse_v2]
+    assert _hits(s, "meta.species:human AND meta.donors.age>=60") == [ss.human_v1]
+    assert _hits(s, "meta.donors.age>61") == []
+    assert _hits(s, "cortex", "version") == [ss.mouse_v1, ss.mouse_v2]  # the description too
+    assert _hits(s, "path:raw/*.nii.gz", "version") == [ss.mouse_v1, ss.mouse_v2]
+    assert _hits(s, "path:raw/sub-02.nii.gz") == [ss.mouse_v2]
+    assert _hits(s, "files.meta_sample_json.scan.field_t>=7") == [ss.mouse_v1]
+    assert _hits(s, "alias:human-liver") == [ss.human_v1]
+    assert _hits(s, "NOT alias:mouse-study") == [ss.human_v1]
+    assert _hits(s, f"dataset:{ss.human.dataset_id} OR meta.species:rat", "version") == [
         ss.mouse_v2, ss.human_v1]
-    assert _found(s, "size>2.5KB", "--sort", "version") == [ss.mouse_v1, ss.mouse_v2, ss.human_v1]
-    assert _found(s, "size>3KB") == [ss.human_v1]  # only huge.json is over 3,000 bytes
+    assert _hits(s, "size>2.5KB", "version") == [ss.mouse_v1, ss.mouse_v2, ss.human_v1]
+    assert _hits(s, "size>3KB") == [ss.human_v1]  # only huge.json is over 3,000 bytes
     # DataLad's own metadata: the dataset id from .datalad/config
     assert _found(s, f'files._datalad_config.datalad.dataset.id:"{ss.human.dataset_id}"') == [ss.human_v1]
 
@@ -109,9 +120,9 @@ def test_rebuild_gives_the_same_results_as_catching_up(own: SearchStore) -> None
                "meta.doi:*", "meta.weight_g<100"]
     _dss("bundles", "delete", own.store, own.mouse_v2.replace(".", "@", 1), "--reason", "bad scan")
     _dss("meta", "set", own.store, "~human-liver", "doi=10.5281/zenodo.1", "year:=2026")
-    caught_up = [_found(own.store, q) for q in queries]
+    caught_up = [_hits(own.store, q) for q in queries]
     _dss("index", own.store, "--rebuild")
-    assert [_found(own.store, q) for q in queries] == caught_up
+    assert [_hits(own.store, q) for q in queries] == caught_up
     assert caught_up[6] == [own.human_v1]
 
 
