@@ -1,9 +1,11 @@
 """Stores for the API tests: real DataLad datasets pushed to a store, so the hook records real
-manifests and events. Built once per test module (`pushed_store`), since pushing takes seconds."""
+manifests and events. Pushing takes seconds, so the sample store is pushed once per test process
+(`sample_template`, a plugin fixture) and each user gets its own copy (`copy_sample`)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,3 +98,20 @@ def sample_store(base: Path, tools_path: str) -> Pushed:
         run("datalad", "-l", "error", "create", "-d", ds, ds / "subds")
         push_more(p, V2_FILES)
         return p
+
+
+@pytest.fixture(scope="session")
+def sample_template(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Pushed:
+    """`sample_store`, pushed once per test process; never handed out itself: see `copy_sample`."""
+    return sample_store(tmp_path_factory.mktemp("sample-template"), tools_path)
+
+
+def copy_sample(template: Pushed, base: Path) -> Pushed:
+    """The template's store and dataset copied under `base` (`cp -a`: modes, symlinks and the
+    annex's read-only directories as they are). A store holds no absolute path, so the copy is the
+    same store; the dataset is for reading (its sibling still names the template's store)."""
+    base.mkdir(parents=True, exist_ok=True)
+    for src in (template.store, template.dataset):
+        subprocess.run(["cp", "-a", str(src), str(base / src.name)], check=True)
+    return Pushed(base / template.store.name, base / template.dataset.name, template.dataset_id,
+                  list(template.versions))

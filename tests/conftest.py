@@ -20,8 +20,9 @@ from dss_remote.admin.sibling import Sibling, create_sibling
 from dss_remote.admin.store import init_store
 from ria_store import store as ria
 
-# S3, GCS, HTTP and SFTP servers on loopback; every process a test starts ended with it
-pytest_plugins = ["cloud_servers", "file_servers", "leftover_processes"]
+# S3, GCS, HTTP and SFTP servers on loopback; every process a test starts ended with it; the
+# sample store of the API tests, pushed once per test process (api_data.sample_template)
+pytest_plugins = ["cloud_servers", "file_servers", "leftover_processes", "api_data"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

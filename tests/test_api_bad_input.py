@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_data import Pushed, sample_store
+from api_data import Pushed, copy_sample
 from fastapi.testclient import TestClient
 from gate_double import GateDouble
 from httpx import Response
@@ -25,8 +25,8 @@ NO_VERSION = "2020-01-01T000000.000000Z"
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Pushed:
-    return sample_store(tmp_path_factory.mktemp("bad"), tools_path)
+def pushed(tmp_path_factory: pytest.TempPathFactory, sample_template: Pushed) -> Pushed:
+    return copy_sample(sample_template, tmp_path_factory.mktemp("bad"))
 
 
 def _snapshot(root: Path) -> list[tuple[str, int, int]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from api_data import FILES, Pushed, isolated_home, push_new, sample_store
+from api_data import FILES, Pushed, copy_sample, isolated_home, push_new
 from api_server import api_server
 from conftest import run
 from hca_client import run_hca
@@ -46,8 +46,8 @@ def test_hca_get_bundle_and_get_bundles_all_page_through_a_big_bundle(hca_venv: 
 
 
 def test_hca_download_of_a_datalad_pushed_bundle_equals_the_dataset(hca_venv: Path, tmp_path: Path,
-                                                                    tools_path: str) -> None:
-    p: Pushed = sample_store(tmp_path / "data", tools_path)
+                                                                    sample_template: Pushed) -> None:
+    p: Pushed = copy_sample(sample_template, tmp_path / "data")
     with api_server(p.store, {"public": [p.dataset_id]}, tmp_path / "srv") as srv:
         target = tmp_path / "download"
         run_hca(hca_venv, tmp_path, srv.url, "dss", "download", "--bundle-uuid", p.dataset_id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_data import FILES, Pushed, sample_store
+from api_data import FILES, Pushed, copy_sample
 from fastapi.testclient import TestClient
 from gate_double import GateDouble
 
@@ -16,8 +16,8 @@ from dss_remote.server.app import create_app
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Pushed:
-    return sample_store(tmp_path_factory.mktemp("quick"), tools_path)
+def pushed(tmp_path_factory: pytest.TempPathFactory, sample_template: Pushed) -> Pushed:
+    return copy_sample(sample_template, tmp_path_factory.mktemp("quick"))
 
 
 @pytest.fixture
@@ -80,8 +80,8 @@ def p_id_in(config: bytes, dataset_id: str) -> bool:
 
 
 def test_a_loose_object_missing_from_disk_falls_back_and_names_the_replica(
-        tmp_path: Path, tools_path: str, hops: list[str]) -> None:
-    p = sample_store(tmp_path / "own", tools_path)
+        tmp_path: Path, sample_template: Pushed, hops: list[str]) -> None:
+    p = copy_sample(sample_template, tmp_path / "own")
     client = _client(p, tmp_path)
     fuuid = dss_mapping.file_uuid(p.dataset_id, "more/one.txt")
     assert client.get(f"/v1/files/{fuuid}").status_code == 200

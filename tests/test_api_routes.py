@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_data import FILES, V2_FILES, Pushed, sample_store
+from api_data import FILES, V2_FILES, Pushed, copy_sample
 from fastapi.testclient import TestClient
 from gate_double import GateDouble
 
@@ -21,8 +21,8 @@ TOKEN = {"Authorization": "Bearer tok-admin"}
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Pushed:
-    return sample_store(tmp_path_factory.mktemp("routes"), tools_path)
+def pushed(tmp_path_factory: pytest.TempPathFactory, sample_template: Pushed) -> Pushed:
+    return copy_sample(sample_template, tmp_path_factory.mktemp("routes"))
 
 
 def _client(p: Pushed, tmp_path: Path, *, public: bool = True, public_url: str | None = None

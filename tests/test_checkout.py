@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from api_data import FILES, Pushed, sample_store
+from api_data import FILES, Pushed, copy_sample
 from cloud_servers import AuthS3Server, LoopbackServer, _unique_bucket, s3_admin_client
 from conftest import dss
 
@@ -26,8 +26,8 @@ from ria_store.errors import NotFoundError
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Pushed:
-    return sample_store(tmp_path_factory.mktemp("checkout"), tools_path)
+def pushed(tmp_path_factory: pytest.TempPathFactory, sample_template: Pushed) -> Pushed:
+    return copy_sample(sample_template, tmp_path_factory.mktemp("checkout"))
 
 
 def expected_files(p: Pushed, version: str) -> dict[str, bytes]:

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 import requests
-from api_data import Pushed, sample_store
+from api_data import Pushed, copy_sample
 from api_server import served
 from cloud_servers import HOST, LoopbackServer, _unique_bucket, free_port, s3_admin_client
 from conftest import dss, require_tool
@@ -60,9 +60,9 @@ def _token(store: Path, user: str, group: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Served:
+def setup(tmp_path_factory: pytest.TempPathFactory, sample_template: Pushed) -> Served:
     base = tmp_path_factory.mktemp("checkout-api")
-    pushed = sample_store(base, tools_path)
+    pushed = copy_sample(sample_template, base)
     out = base / "checkouts"
     out.mkdir()
     cfg = read_config(pushed.store)

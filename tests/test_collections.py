@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from api_data import Pushed, sample_store
+from api_data import Pushed, copy_sample
 from api_server import api_server, served
 from cloud_servers import HOST, free_port
 from conftest import PLAIN_DSID, require_tool
@@ -150,9 +150,9 @@ def test_dss_sync_never_carries_collections_to_a_mirror(store: Path, dsdir: Path
 # --- the API ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Pushed:
+def pushed(tmp_path_factory: pytest.TempPathFactory, sample_template: Pushed) -> Pushed:
     """A store with a private dataset (read by group lab) of two versions."""
-    return sample_store(tmp_path_factory.mktemp("collections"), tools_path)
+    return copy_sample(sample_template, tmp_path_factory.mktemp("collections"))
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ loaded; those runs keep this test's DSS_TEST_ID, so whatever they might leave, t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from cloud_servers import LoopbackServer
 from leftover_processes import RUN_VAR, TEST_VAR, carrying, end_marked, running
 
 TESTS_DIR = Path(__file__).parent
+_HANG = 120  # seconds an inner pytest run may take: about 20 are usual, on a loaded machine too
 
 
 def start_orphan(command: str, env: dict[str, str] | None = None) -> psutil.Process:
@@ -70,15 +72,32 @@ def test_the_reaper_leaves_processes_of_other_tests_alone(process_marker: str,
 
 
 def _pytest(tmp_path: Path, test_file: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """Run pytest with only this plugin on `test_file`'s text; its result and the pid directory."""
+    """Run pytest with only this plugin on `test_file`'s text; its result and the pid directory.
+
+    Its output goes to a file, not a pipe: a process it leaves holding the pipe cannot keep this
+    test waiting. A run that hangs is sent SIGABRT first, so faulthandler prints where each of its
+    processes waits, and the failure shows that; then its whole session is killed."""
     pids = tmp_path / "pids"
     pids.mkdir()
     (tmp_path / "test_tiny.py").write_text(textwrap.dedent(test_file))
-    env = dict(os.environ, PYTHONPATH=str(TESTS_DIR), PIDS=str(pids))
-    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "leftover_processes",
-                          "-p", "no:cacheprovider", "-q", *args, "test_tiny.py"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
-    return res, pids
+    env = dict(os.environ, PYTHONPATH=str(TESTS_DIR), PIDS=str(pids), PYTHONFAULTHANDLER="1")
+    command = [sys.executable, "-m", "pytest", "-p", "leftover_processes", "-p", "no:cacheprovider",
+               "-q", *args, "test_tiny.py"]
+    log = tmp_path / "pytest.out"
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            returncode = proc.wait(_HANG)
+        except subprocess.TimeoutExpired:
+            for sig in (signal.SIGABRT, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
+            pytest.fail(f"the inner pytest run still ran after {_HANG} s; where it waited:\n"
+                        f"{log.read_text()}")
+    return subprocess.CompletedProcess(command, returncode, log.read_text(), ""), pids
 
 
 _START = '''

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from api_data import Pushed, sample_store
+from api_data import Pushed, copy_sample
 from api_server import served
 from cloud_servers import HOST, free_port
 from conftest import dss, require_tool
@@ -34,8 +34,8 @@ def dss_serve(store: Path, work: Path, *args: str, scheme: str = "http",
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Pushed:
-    return sample_store(tmp_path_factory.mktemp("serve-cli"), tools_path)
+def pushed(tmp_path_factory: pytest.TempPathFactory, sample_template: Pushed) -> Pushed:
+    return copy_sample(sample_template, tmp_path_factory.mktemp("serve-cli"))
 
 
 def _token(store: Path, user: str, group: str) -> str:

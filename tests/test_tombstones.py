@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_data import Pushed, sample_store
+from api_data import Pushed, copy_sample
 from cloud_servers import LoopbackServer, MirrorFixture, s3_admin_client
 from conftest import require_tool, run
 from fastapi.testclient import TestClient
@@ -33,8 +33,8 @@ def dss(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def pushed(tmp_path: Path, tools_path: str) -> Pushed:
-    return sample_store(tmp_path, tools_path)
+def pushed(tmp_path: Path, sample_template: Pushed) -> Pushed:
+    return copy_sample(sample_template, tmp_path)
 
 
 @pytest.fixture
