@@ -145,15 +145,28 @@ def annex(store: Path, dsdir: Path) -> AnnexDouble:
     return AnnexDouble({"url": f"ria+file://{store}", "archive-id": PLAIN_DSID})
 
 
-@pytest.fixture
-def dataset(tmp_path: Path) -> Path:
-    """A DataLad dataset with a few annexed files (MD5E keys), saved."""
+@pytest.fixture(scope="session")
+def dataset_template(tmp_path_factory: pytest.TempPathFactory, tools_path: str) -> Path:
+    """`dataset`'s dataset, made once per test process: `datalad create` and `save` take seconds."""
+    from api_data import isolated_home  # api_data imports this module
+
     require_tool("datalad")
     require_tool("git-annex")
+    base = tmp_path_factory.mktemp("dataset-template")
+    ds = base / "ds"
+    with isolated_home(base, tools_path):
+        run("datalad", "-l", "error", "create", ds)
+        write_files(ds, SAMPLE)
+        run("datalad", "-l", "error", "save", "-m", "sample", cwd=ds)
+    return ds
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, dataset_template: Path) -> Path:
+    """A DataLad dataset with a few annexed files (MD5E keys), saved: a copy of the template (`cp -a`;
+    a fresh dataset holds no absolute path), so each test's is its own, with the same ids."""
     ds = tmp_path / "ds"
-    run("datalad", "-l", "error", "create", ds)
-    write_files(ds, SAMPLE)
-    run("datalad", "-l", "error", "save", "-m", "sample", cwd=ds)
+    run("cp", "-a", dataset_template, ds)
     return ds
 
 
