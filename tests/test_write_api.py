@@ -141,6 +141,26 @@ def test_a_deposited_file_is_served_to_its_depositor_before_any_bundle_holds_it(
         assert requests.get(url, headers=ADMIN, timeout=30).content == data
 
 
+def test_a_put_retried_through_a_restarted_server_answers_200_for_the_deposited_upload(
+        store: Path, tmp_path: Path) -> None:
+    """The first PUT deposited the upload but its answer was lost, and the server came back on
+    another port: the retry names the same upload by another URL, and gets 200, not 404."""
+    data = b"deposited once\n"
+    with api_server(store, SPEC, tmp_path / "first") as first:
+        location = upload(first.url, data)
+        fuuid, fversion, res = put_file(first.url, location)
+        assert res.status_code == 201, res.text
+    with api_server(store, SPEC, tmp_path / "second") as second:
+        assert second.url != first.url
+        moved = second.url + location[len(first.url):]
+        again = requests.put(f"{second.url}/v1/files/{fuuid}?version={fversion}", headers=ALICE, timeout=60,
+                             json={"creator_uid": 7, "source_url": moved})
+        assert again.status_code == 200, again.text
+        other = requests.put(f"{second.url}/v1/files/{fuuid}?version={version()}", headers=ALICE,
+                             timeout=60, json={"creator_uid": 7, "source_url": moved})
+        assert other.status_code == 404 and "start a new one" in other.json()["title"], other.text
+
+
 def test_a_bundle_may_hold_files_of_another_dataset_the_writer_may_read(tmp_path: Path,
                                                                          tools_path: str) -> None:
     data = os.urandom(50_000)

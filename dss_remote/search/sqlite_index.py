@@ -230,7 +230,7 @@ class SqliteIndex:
     def _retry_missing(self, con: sqlite3.Connection, report: CatchUp) -> None:
         """Build again the documents of versions pushed before their content (`git push` first,
         `git annex copy` later): no event says the content arrived."""
-        # the time is kept in the index: a server opens a new writer per catch-up
+        # the time is kept in the index, not here: `dss index` and `dss search` are a new process each
         row = con.execute("SELECT value FROM info WHERE key = 'missing_retried_at'").fetchone()
         now = time.time()
         if row is not None and 0 <= now - float(row[0]) < self.retry_missing_every:

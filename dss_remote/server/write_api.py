@@ -127,8 +127,9 @@ def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
                                 source=source, replicate=functools.partial(pool_mirrors.replicate, root))
     try:
         done = file_pool.lookup(root, uuid, version) if upload_id is not None else None
-        if done is not None and done.source == source and done.owner == who.user:
-            # this very upload was deposited as this file version (the answer was lost): the same
+        if done is not None and _upload_id(request, done.source) == upload_id and done.owner == who.user:
+            # this very upload (by its id: its URL names whichever server took the first PUT) was
+            # deposited as this file version, and the answer was lost: the same answer again
             record, created = done, False
         elif upload_id is not None:
             upload = uploads.get(root, upload_id)
