@@ -69,12 +69,16 @@ def write_archive(exe: str, old: Path | None, staging: Path, new: Path) -> None:
 
 
 def drop_members(exe: str, old: Path, names: list[str], new: Path) -> None:
-    """Write `new`: the members of `old` but `names` (copied as they are; `old` is not changed)."""
-    with tempfile.NamedTemporaryFile("w", prefix="dss-7z-drop-", suffix=".txt", encoding="utf-8") as lst:
-        lst.write("".join(f"{n}\n" for n in names))
-        lst.flush()
+    """Write `new`: the members of `old` but `names` (copied as they are; `old` is not changed).
+    The list of names is a file beside `new`, under `new`'s temp name: what a killed run leaves
+    is cleared with `new` by the next one (a file in /tmp would stay there)."""
+    lst = new.with_name(new.name + ".names")
+    lst.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    try:
         # -spd: the names are names, not wildcards; -u- -u!NEW: write NEW, leave OLD as it is
-        _run([exe, "d", str(old), "-spd", f"@{lst.name}", "-u-", f"-u!{new}"], old.parent, old, new)
+        _run([exe, "d", str(old), "-spd", f"@{lst}", "-u-", f"-u!{new}"], old.parent, old, new)
+    finally:
+        lst.unlink(missing_ok=True)
 
 
 def _run(args: list[str], cwd: Path, old: Path | None, new: Path) -> None:

@@ -81,8 +81,10 @@ def _pytest(tmp_path: Path, test_file: str, *args: str) -> tuple[subprocess.Comp
     pids.mkdir()
     (tmp_path / "test_tiny.py").write_text(textwrap.dedent(test_file))
     env = dict(os.environ, PYTHONPATH=str(TESTS_DIR), PIDS=str(pids), PYTHONFAULTHANDLER="1")
+    # its own --basetemp: by default it would share /tmp/pytest-of-<user> with this run and spend
+    # minutes deleting this run's older numbered directories (what made it hang in CI)
     command = [sys.executable, "-m", "pytest", "-p", "leftover_processes", "-p", "no:cacheprovider",
-               "-q", *args, "test_tiny.py"]
+               "--basetemp", str(tmp_path / "basetemp"), "-q", *args, "test_tiny.py"]
     log = tmp_path / "pytest.out"
     with log.open("w") as out:
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,

@@ -127,6 +127,20 @@ def test_a_second_pack_adds_only_new_keys_and_nothing_new_changes_nothing(
     assert second[archive_members(new_key)[0]] == (dataset / "new.bin").read_bytes()
 
 
+def test_the_temp_files_a_killed_pack_left_are_removed_by_the_next_pack(
+        published: Sibling, store: Path) -> None:
+    """A kill between the member table's temp file and its rename left `.dss-tmp-<random>` in
+    `archives/` (seen in a kill -9 run); the next pack removes it with the archive's own temps."""
+    pack(store, "--min-age", "0s")
+    archives = published.dataset_dir / "archives"
+    left = [archives / ".dss-tmp-aqv8zxlq", archives / ".dss-tmp-pack-4242-0123456789ab.7z"]
+    for p in left:
+        p.write_bytes(b"half written")
+    _, out, _ = pack(store, "--min-age", "0s")
+    assert "packed 0 key(s)" in out
+    assert sorted(p.name for p in archives.iterdir()) == sorted(["archive.7z", archive_sidecar.NAME])
+
+
 def test_min_age_leaves_recent_keys_loose_and_a_dry_run_changes_nothing(
         published: Sibling, store: Path, dataset: Path) -> None:
     objs = loose(published)

@@ -298,14 +298,28 @@ def _whole_version(store: Path, buuid: str, bversion: str, parent: str | None, f
     return wrong
 
 
+def _annex_ahead(store: Path, buuid: str, annex: str | None, keys: set[str], *,
+                 replicas: _Replicas) -> list[str]:
+    """What is wrong with git-annex moved ahead of the branch (the write moves it first): every
+    bundle key it logs as held by the store must be on every replica."""
+    repo = _repo(store, buuid)
+    assert annex is not None
+    storage = _git(repo, "config", "--get", "datalad.ora-remote.uuid").strip()
+    logs = repo_write.read_paths(repo, annex, [annex_branch.location_log_path(k) for k in keys])
+    logged = {k for k in keys
+              if annex_branch.present_in(logs.get(annex_branch.location_log_path(k), b""), storage)}
+    return [f"git-annex, ahead of the branch, logs a key that is not on {missing}"
+            for missing in replicas.lacking(buuid, logged)]
+
+
 def _after_kill(store: Path, buuid: str, bversion: str, before: _Branches, files: dict[str, str], *,
                 replicas: _Replicas) -> tuple[_Branches, list[str]]:
     """The dataset after a kill: untouched, or the whole version (recorded or not); what is wrong."""
     now = _branches(store, buuid)
     wrong = replicas.partial(buuid)
     if now.main == before.main:
-        if now.annex != before.annex:
-            wrong.append(f"git-annex moved ({before.annex} -> {now.annex}) without the branch")
+        if now.annex != before.annex:  # ahead of the branch: only true facts (keys the store holds)
+            wrong += _annex_ahead(store, buuid, now.annex, set(files.values()), replicas=replicas)
         if bversion in now.versions:
             wrong.append(f"version {bversion} recorded, but the branch is still at {before.main}")
         if now.main is None and now.versions:

@@ -243,9 +243,11 @@ def _current_index(archive_path: Path) -> Any:
 
 # -- writing ----------------------------------------------------------------------------------
 def clear_leftovers(root: Path, dsdir: Path, dsid: str) -> None:
-    """What a killed pack of this dataset left (we hold its lock: no pack is using them)."""
+    """What a killed pack or gc of this dataset left: its staging tree and every temp file in
+    `archives/` (the archive's and the member table's; only pack and gc write there, and both
+    hold this dataset's lock, which we hold now)."""
     shutil.rmtree(root / paths.PACK_STAGING / dsid, ignore_errors=True)
-    for p in (dsdir / "archives").glob(f"{TMP_ARCHIVE_PREFIX}*"):
+    for p in (dsdir / "archives").glob(f"{TMP_PREFIX}*"):
         unlink_quietly(p)
 
 

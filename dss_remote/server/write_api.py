@@ -127,10 +127,13 @@ def put_file(uuid: str, request: Request, body: Json) -> JSONResponse:
                                 source=source, replicate=functools.partial(pool_mirrors.replicate, root))
     try:
         done = file_pool.lookup(root, uuid, version) if upload_id is not None else None
-        if done is not None and _upload_id(request, done.source) == upload_id and done.owner == who.user:
+        if (upload_id is not None and done is not None and done.owner == who.user
+                and _upload_id(request, done.source) == upload_id):
             # this very upload (by its id: its URL names whichever server took the first PUT) was
-            # deposited as this file version, and the answer was lost: the same answer again
+            # deposited as this file version, and the answer was lost: the same answer again; an
+            # upload a kill left between the deposit and its removal is removed now
             record, created = done, False
+            uploads.remove(root, upload_id)
         elif upload_id is not None:
             upload = uploads.get(root, upload_id)
             if upload.owner != who.user:

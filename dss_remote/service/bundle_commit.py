@@ -290,8 +290,13 @@ def _commit(root: Path, dsid: str, repo: Path, files: Sequence[BundleFile], c: _
                 raise VersionConflict(f"bundle {dsid}: version {newest[-1]} was recorded meanwhile, "
                                       f"after {version}; write under a later version")
             try:
-                repo_write.move_branches(repo, {branch: (made[branch], tip),
-                                                _ANNEX: (made[_ANNEX], annex_tip)})
+                # git-annex first, then the branch: git moves the refs of one transaction one by one,
+                # so a kill -9 between them could leave the branch naming keys git-annex does not
+                # know the store holds (`datalad get` fails). This way a kill leaves at most
+                # git-annex ahead, saying true things (the keys are in the store already), and the
+                # retry builds on it.
+                repo_write.move_branches(repo, {_ANNEX: (made[_ANNEX], annex_tip)})
+                repo_write.move_branches(repo, {branch: (made[branch], tip)})
             except repo_write.RefMoved as e:
                 logger.info("dataset %s: %s; building again", dsid, e)
                 continue
