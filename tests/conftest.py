@@ -25,10 +25,22 @@ from ria_store import store as ria
 pytest_plugins = ["cloud_servers", "file_servers", "leftover_processes", "api_data"]
 
 
+def _seconds(item: pytest.Item) -> float:
+    """What a `slow(seconds)` test took on CI's two cores (0 for the others)."""
+    marker = item.get_closest_marker("slow")
+    return 0.0 if marker is None else float(marker.args[0] if marker.args else 60)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The `slow` tests (minutes each) first: xdist hands tests out in this order, so they run while
-    the short ones fill the other worker, instead of starting last and running alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The `slow` tests first, longest first, each followed by one short test. xdist (with
+    `--maxschedchunk 1`, pyproject) hands each worker two tests to start and then one more to the
+    first worker that finishes one: so every worker starts on a long test, the next long test goes
+    to the worker that is free first, and no long test starts late and runs alone at the end."""
+    slow = sorted((i for i in items if _seconds(i)), key=_seconds, reverse=True)
+    short = [i for i in items if not _seconds(i)]
+    head = [i for pair in zip(slow, short, strict=False) for i in pair]
+    items[:] = head + slow[len(head) // 2:] + short[len(head) // 2:]
+
 
 # Hypothesis properties here are about values, not speed: its default 200 ms deadline per example
 # fails them at random on a loaded 2-core CI machine (first example imports, GC pauses). Speed

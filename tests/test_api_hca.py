@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from api_data import FILES, Pushed, copy_sample, isolated_home, push_new
 from api_server import api_server
 from conftest import run
@@ -20,6 +21,7 @@ pytest_plugins = ["hca_client"]
 BIG = 520  # files: more than one page of 500
 
 
+@pytest.mark.slow(70)
 def test_hca_get_bundle_and_get_bundles_all_page_through_a_big_bundle(hca_venv: Path, tmp_path: Path,
                                                                      tools_path: str) -> None:
     with isolated_home(tmp_path, tools_path):

@@ -204,7 +204,7 @@ def test_mirror_down_with_quorum_one_succeeds_queues_and_sync_repairs(cloud: Clo
     assert code == 0, out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(20)
 def test_copy_asks_a_mirror_once_per_new_key_and_writes_it_once(cloud: CloudStore,
                                                                  s3_server: LoopbackServer) -> None:
     """Requests are what a bucket costs: `git annex copy --to` of new keys makes one HEAD (in

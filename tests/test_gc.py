@@ -224,7 +224,7 @@ def test_no_key_of_a_live_version_or_a_tip_is_ever_selected(versions: dict[str, 
 
 
 # -- kill -9 at any point ------------------------------------------------------------------------
-@pytest.mark.slow
+@pytest.mark.slow(60)
 def test_a_kill_9_at_any_point_of_a_gc_loses_no_live_key(published: Sibling, store: Path,
                                                          dataset: Path, tmp_path: Path) -> None:
     files = {f"d/{i}.bin": os.urandom(3000 + i) for i in range(30)}

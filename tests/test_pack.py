@@ -323,7 +323,7 @@ def _nothing_lost(sib: Sibling, contents: dict[str, bytes]) -> list[str]:
     return lost
 
 
-@pytest.mark.slow
+@pytest.mark.slow(85)
 def test_a_kill_9_at_any_point_of_a_pack_loses_nothing(published: Sibling, store: Path,
                                                        dataset: Path, tmp_path: Path) -> None:
     add_and_push(dataset, {f"many/{i}.bin": os.urandom(20_000 + i) for i in range(60)})

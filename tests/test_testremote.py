@@ -11,7 +11,7 @@ from conftest import require_tool, run
 from dss_remote.admin.sibling import create_sibling
 
 
-@pytest.mark.slow
+@pytest.mark.slow(180)
 def test_git_annex_testremote_passes_in_full(store: Path, dataset: Path) -> None:
     require_tool("git-annex-remote-dss")
     create_sibling(dataset, "store", f"ria+file://{store}")

@@ -20,7 +20,7 @@ from dss_remote.admin.store import add_mirror
 from dss_remote.config.mirrors import Mirror
 
 
-@pytest.mark.slow
+@pytest.mark.slow(280)
 def test_full_testremote_with_two_mirrors(store: Path, dataset: Path, tmp_path: Path) -> None:
     require_tool("git-annex-remote-dss")
     for name in ("m1", "m2"):

@@ -396,7 +396,7 @@ def _timed_put(url: str, buuid: str, bundle: _Bundle) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.slow
+@pytest.mark.slow(240)
 def test_a_kill_9_of_the_server_during_a_put_bundle_leaves_no_half_made_version_and_the_retry_succeeds(
         store: Path, tmp_path: Path, s3_mirror: MirrorFixture, s3_server: LoopbackServer) -> None:
     require_tool("datalad")
