@@ -44,7 +44,8 @@ ANNEX = "refs/heads/git-annex"
 UPLOAD_SIZE, CHUNK = 4 << 20, 64 << 10
 #: files deposited for the bundle, and how many a new version of the existing dataset adds
 BUNDLE_FILES, ADDED_FILES = 30, 3
-#: datalad clone + get of the dataset every this many kills (and after the last)
+#: `dss fsck --deep` and datalad clone + get of the dataset every this many kills (fsck of the
+#: whole store after the last)
 CLONE_EVERY = 5
 
 
@@ -152,6 +153,7 @@ def _resume(store: Path, url: str, up: _Upload, answered: tuple[int, int | None]
     assert res.status_code == expected, f"{where}: the retried PUT /v1/files: {res.status_code} {res.text}"
 
 
+@pytest.mark.slow(30)
 def test_a_kill_9_of_the_server_during_an_upload_loses_nothing_and_the_retry_succeeds(
         store: Path, tmp_path: Path) -> None:
     seed, rng = seeded("upload kills")
@@ -457,8 +459,8 @@ def test_a_kill_9_of_the_server_during_a_put_bundle_leaves_no_half_made_version_
                                   replicas=replicas) == [], where
             assert bundle_store.load(store, buuid, bversion).head.commit == after.main, where
             assert replicas.partial(buuid) == [] and _git_fsck(_repo(store, buuid)) == "", where
-            assert _fsck_problems(store, buuid) == [], where
-            if i % CLONE_EVERY == CLONE_EVERY - 1:
+            if i % CLONE_EVERY == CLONE_EVERY - 1:  # (and the whole store's fsck at the end)
+                assert _fsck_problems(store, buuid) == [], where
                 _clone_and_get(store, buuid, bundle.contents, tmp_path / f"clone-{i}")
     code, out, err = dss("fsck", store, "--deep")
     assert code == 0, out + err
