@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import os
+import pkgutil
 from pathlib import Path
 
 from conftest import require_tool, run
 
+from dss_remote import cli
 from ria_store.layout import dataset_relpath
 
 
 def dss(*args: str | Path, cwd: Path | None = None, check: bool = False):  # type: ignore[no-untyped-def]
     return run(require_tool("dss"), *args, cwd=cwd, check=check)
+
+
+def test_the_command_table_names_the_module_that_registers_each_command() -> None:
+    """`dss COMMAND` imports only the module cli.COMMANDS names: it must be the one registering it."""
+    registered: dict[str, str] = {}
+    for info in pkgutil.iter_modules(cli.__path__):
+        if info.name.startswith("_"):  # __main__ runs dss
+            continue
+        module = importlib.import_module(f"{cli.__name__}.{info.name}")
+        if hasattr(module, "register"):
+            sub = argparse.ArgumentParser().add_subparsers()
+            module.register(sub)
+            registered.update(dict.fromkeys(sub.choices, info.name))
+    assert registered == cli.COMMANDS
+    assert sorted(cli.build_parser(["pack"])._subparsers._group_actions[0].choices) == ["pack"]  # type: ignore[union-attr]
+    assert sorted(cli.build_parser()._subparsers._group_actions[0].choices) == sorted(cli.COMMANDS)  # type: ignore[union-attr]
 
 
 def test_init_creates_then_is_idempotent(tmp_path: Path) -> None:
